@@ -1,0 +1,3 @@
+"""dllint: a linter for the silent bugs of deep-learning training code."""
+
+__version__ = "0.1.0"

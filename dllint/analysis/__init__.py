@@ -1,0 +1,53 @@
+"""Shared program facts that rules ask for, computed lazily, once per module."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import libcst as cst
+
+from dllint.analysis.classes import Classes
+from dllint.analysis.loops import Loops
+from dllint.analysis.names import Names
+from dllint.analysis.tree import TreeIndex
+from dllint.analysis.values import Value, Values
+
+__all__ = ["ModuleFacts", "Value"]
+
+
+class ModuleFacts:
+    """Everything the rules may ask about one parsed module."""
+
+    def __init__(self, path: str, text: str, module: cst.Module) -> None:
+        self.path = path
+        self.text = text
+        self.module = module
+
+    @cached_property
+    def tree(self) -> TreeIndex:
+        return TreeIndex(self.module)
+
+    @cached_property
+    def names(self) -> Names:
+        return Names(self.tree)
+
+    @cached_property
+    def classes(self) -> Classes:
+        return Classes(self.tree, self.names)
+
+    @cached_property
+    def values(self) -> Values:
+        return Values(self.tree, self.names, self.classes)
+
+    @cached_property
+    def loops(self) -> Loops:
+        return Loops(self.tree, self.values)
+
+    def span(self, node: cst.CSTNode):
+        return self.tree.span(node)
+
+    def qualname(self, expr: cst.CSTNode) -> str | None:
+        return self.names.qualname(expr)
+
+    def calls(self) -> list[cst.Call]:
+        return self.tree.nodes(cst.Call)

@@ -1,0 +1,38 @@
+"""The finding schema: what every front end (text, JSON, flake8, SARIF) reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem at one place. Lines and columns are 1-based, as an editor shows them."""
+
+    path: str
+    line: int
+    column: int
+    code: str
+    name: str = field(compare=False)
+    message: str = field(compare=False)
+    end_line: int = field(default=0, compare=False)
+    end_column: int = field(default=0, compare=False)
+    severity: str = field(default="error", compare=False)
+    cell: int | None = field(default=None, compare=False)
+    fix: str | None = field(default=None, compare=False)
+
+    def sort_key(self) -> tuple:
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        ordered = {
+            key: data[key]
+            for key in ("code", "name", "message", "path", "line", "column", "end_line",
+                        "end_column", "severity")
+        }
+        if self.cell is not None:
+            ordered["cell"] = self.cell
+        if self.fix is not None:
+            ordered["fix"] = self.fix
+        return ordered

@@ -1,0 +1,52 @@
+"""The base class every rule in ``dllint.rules`` derives from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+import libcst as cst
+
+from dllint.finding import Finding
+
+if TYPE_CHECKING:
+    from dllint.analysis import ModuleFacts
+
+
+class Rule:
+    """One check. Subclasses set the class attributes and implement ``check``.
+
+    ``needs`` lists tokens a file must contain for the rule to possibly fire; a file
+    holding none of them is not analysed for this rule.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    severity: ClassVar[str] = "error"
+    needs: ClassVar[tuple[str, ...]] = ()
+    default_enabled: ClassVar[bool] = True
+
+    def __init__(self, facts: ModuleFacts) -> None:
+        self.facts = facts
+
+    def check(self) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(self, node: cst.CSTNode, message: str) -> Finding:
+        start, end = self.facts.span(node)
+        return Finding(
+            path=self.facts.path,
+            line=start[0],
+            column=start[1],
+            code=self.code,
+            name=self.name,
+            message=message,
+            end_line=end[0],
+            end_column=end[1],
+            severity=self.severity,
+        )
+
+    @classmethod
+    def applies_to(cls, text: str) -> bool:
+        return not cls.needs or any(token in text for token in cls.needs)

@@ -1,0 +1,1 @@
+"""The runtime tracer (``dllint trace``); imports torch lazily."""
