@@ -8,6 +8,7 @@ import libcst as cst
 
 from dllint.analysis.classes import Classes
 from dllint.analysis.loops import Loops
+from dllint.analysis.losses import Losses
 from dllint.analysis.names import Names
 from dllint.analysis.tree import TreeIndex
 from dllint.analysis.values import Value, Values
@@ -42,6 +43,10 @@ class ModuleFacts:
     @cached_property
     def loops(self) -> Loops:
         return Loops(self.tree, self.values)
+
+    @cached_property
+    def losses(self) -> Losses:
+        return Losses(self)
 
     def span(self, node: cst.CSTNode):
         return self.tree.span(node)
