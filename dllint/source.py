@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
@@ -31,7 +32,9 @@ def decode(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise ParseFailure(f"bad coding declaration: {exc.msg}", exc.lineno or 1, 1) from None
+        if "unknown encoding" in str(exc):
+            raise ParseFailure(f"bad coding declaration: {exc}", 1, 1) from None
+        encoding = "utf-8"  # undecodable first lines: let the decode below say where
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -44,11 +47,28 @@ def decode(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _python_syntax_error(text: str) -> ParseFailure | None:
+    """CPython's own message and position for a syntax error (clearer than libcst's).
+
+    Only compiles to an AST: nothing is imported or run.
+    """
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        return ParseFailure(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+    except (RecursionError, MemoryError, ValueError):
+        return None
+    return None
+
+
 def parse(text: str) -> cst.Module:
     """Parse with libcst; every parser failure becomes a ParseFailure."""
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
+        python_error = _python_syntax_error(text)
+        if python_error is not None:
+            raise python_error from None
         message = str(exc.message).strip() or "invalid syntax"
         line, column = exc.raw_line, exc.raw_column + 1
         where = re.search(r"error at (\d+):(\d+):\s*", message)
