@@ -7,6 +7,7 @@ walked once however many rules run. Positions (line/column) come from libcst's
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -46,6 +47,7 @@ class TreeIndex:
         self.by_type: dict[type, list[cst.CSTNode]] = defaultdict(list)
         module.visit(_Indexer(self))
         self._positions = None
+        self._order_lists: dict[type, list[int]] = {}
 
     # -- navigation ---------------------------------------------------------------
     def nodes(self, *types: type) -> list[cst.CSTNode]:
@@ -68,7 +70,24 @@ class TreeIndex:
     def descendants(self, node: cst.CSTNode, *types: type) -> list[cst.CSTNode]:
         """Nodes of the given types inside ``node`` (itself included), in textual order."""
         start, end = self.order[node], self.last[node]
-        return [n for n in self.nodes(*types) if start <= self.order[n] <= end]
+        found: list[cst.CSTNode] = []
+        for kind in types:
+            nodes = self.by_type.get(kind)
+            if not nodes:
+                continue
+            orders = self._orders(kind)
+            found.extend(nodes[bisect_left(orders, start) : bisect_right(orders, end)])
+        if len(types) > 1:
+            found.sort(key=self.order.__getitem__)
+        return found
+
+    def _orders(self, kind: type) -> list[int]:
+        """Pre-order positions of the nodes of one type (their lists are in that order)."""
+        orders = self._order_lists.get(kind)
+        if orders is None:
+            orders = [self.order[n] for n in self.by_type[kind]]
+            self._order_lists[kind] = orders
+        return orders
 
     def before(self, first: cst.CSTNode, second: cst.CSTNode) -> bool:
         """True when ``first`` ends before ``second`` starts in the text."""
