@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -19,17 +20,26 @@ class Finding:
     end_column: int = field(default=0, compare=False)
     severity: str = field(default="error", compare=False)
     cell: int | None = field(default=None, compare=False)
-    fix: str | None = field(default=None, compare=False)
+    fix: str | None = field(default=None, compare=False)  # what the fix does, if one exists
+    edit: Any = field(default=None, compare=False, repr=False)  # the Fix itself (not serialised)
 
     def sort_key(self) -> tuple:
         return (self.path, self.cell or 0, self.line, self.column, self.code)
 
     def to_json(self) -> dict:
-        data = asdict(self)
         ordered = {
-            key: data[key]
-            for key in ("code", "name", "message", "path", "line", "column", "end_line",
-                        "end_column", "severity")
+            key: getattr(self, key)
+            for key in (
+                "code",
+                "name",
+                "message",
+                "path",
+                "line",
+                "column",
+                "end_line",
+                "end_column",
+                "severity",
+            )
         }
         if self.cell is not None:
             ordered["cell"] = self.cell

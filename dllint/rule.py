@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 import libcst as cst
 
 from dllint.finding import Finding
+from dllint.fixes import Fix
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -26,6 +27,7 @@ class Rule:
     severity: ClassVar[str] = "error"
     needs: ClassVar[tuple[str, ...]] = ()
     default_enabled: ClassVar[bool] = True
+    fixable: ClassVar[bool] = False  # True when the rule offers fixes for some findings
 
     def __init__(self, facts: ModuleFacts) -> None:
         self.facts = facts
@@ -33,8 +35,11 @@ class Rule:
     def check(self) -> Iterator[Finding]:
         raise NotImplementedError
 
-    def finding(self, node: cst.CSTNode, message: str) -> Finding:
+    def finding(self, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
+        """A finding at ``node``; ``fix`` when the rule can repair it with certainty."""
         start, end = self.facts.span(node)
+        if fix is not None and fix.module is None:
+            fix = Fix(fix.description, fix.edits, self.facts.module)
         return Finding(
             path=self.facts.path,
             line=start[0],
@@ -45,6 +50,8 @@ class Rule:
             end_line=end[0],
             end_column=end[1],
             severity=self.severity,
+            fix=fix.description if fix else None,
+            edit=fix,
         )
 
     @classmethod
