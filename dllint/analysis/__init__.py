@@ -10,6 +10,7 @@ from dllint.analysis.classes import Classes
 from dllint.analysis.loops import Loops
 from dllint.analysis.losses import Losses
 from dllint.analysis.names import Names
+from dllint.analysis.training import Training
 from dllint.analysis.tree import TreeIndex
 from dllint.analysis.values import Value, Values
 
@@ -47,6 +48,10 @@ class ModuleFacts:
     @cached_property
     def losses(self) -> Losses:
         return Losses(self)
+
+    @cached_property
+    def training(self) -> Training:
+        return Training(self)
 
     def span(self, node: cst.CSTNode):
         return self.tree.span(node)

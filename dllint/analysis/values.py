@@ -268,6 +268,8 @@ class Values:
         sites: dict[cst.FunctionDef, list[cst.Call]] = defaultdict(list)
         for call in self.tree.nodes(cst.Call):
             function = self.called_function(call)
+            if function is None and (info := self.classes.constructed(call)) is not None:
+                function = info.method("__init__")  # Cls(a, b) runs Cls.__init__(self, a, b)
             if function is not None:
                 sites[function].append(call)
         return sites
