@@ -1,27 +1,37 @@
-"""The ``dllint`` command: check, rules, explain."""
+"""The ``dllint`` command: check, rules, explain.
+
+Exit codes: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+No traceback reaches the user: ``main`` turns every failure into one line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 
 from dllint import __version__
-from dllint.engine import check_paths
-from dllint.registry import all_rules, rule_by_code, select_rules
+from dllint.config import ConfigError, Layer, Overrides, configs_for, settings_for
+from dllint.engine import ENGINE_CODES, check_paths
+from dllint.registry import all_rules, rule_by_code
 from dllint.report import FORMATTERS
+from dllint.report.statistics import format_statistics
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
-ENGINE_CODES = (
-    ("DL001", "parse-error", "the file could not be read or parsed; it was skipped"),
-    ("DL002", "internal-error", "a rule failed on the file; the other rules' findings stand"),
-)
+
+class UsageError(Exception):
+    """A command line that cannot run; the message is shown and dllint exits 2."""
 
 
 def _codes(value: str) -> list[str]:
     return [part.strip().upper() for part in value.split(",") if part.strip()]
+
+
+def _patterns(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,18 +40,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"dllint: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dllint", description="Find the silent bugs of deep-learning training code.")
-    parser.add_argument("--version", action="version", version=f"dllint {__version__}")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-
+def _add_check(commands) -> None:
     check = commands.add_parser("check", help="check files or folders")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
-    check.add_argument("--select", type=_codes, help="codes or prefixes to check (e.g. DL4,DL301)")
-    check.add_argument("--ignore", type=_codes, help="codes or prefixes to skip")
-    check.add_argument("--format", choices=sorted(FORMATTERS), default="text")
-    check.add_argument("--verbose", action="store_true", help="show tracebacks of rule failures")
+    rules = check.add_argument_group("rule selection (overrides [tool.dllint])")
+    rules.add_argument("--select", type=_codes, help="codes or prefixes to check (e.g. DL4,DL301)")
+    rules.add_argument("--extend-select", type=_codes, default=[], help="add to the selection")
+    rules.add_argument("--ignore", type=_codes, default=[], help="codes or prefixes to skip")
+    rules.add_argument("--extend-ignore", type=_codes, default=[], help="skip these as well")
+    files = check.add_argument_group("files")
+    files.add_argument("--exclude", type=_patterns, help="glob patterns replacing the excludes")
+    files.add_argument("--extend-exclude", type=_patterns, default=[], help="more globs to skip")
+    files.add_argument("--config", metavar="FILE", help="use this pyproject.toml or TOML file")
+    files.add_argument("--isolated", action="store_true", help="ignore configuration files")
+    output = check.add_argument_group("output")
+    output.add_argument("--format", choices=sorted(FORMATTERS), default="text")
+    output.add_argument("--statistics", action="store_true", help="count findings per code")
+    output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
+    output.add_argument("--verbose", action="store_true", help="show tracebacks of rule failures")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dllint", description="Find the silent bugs of deep-learning training code."
+    )
+    parser.add_argument("--version", action="version", version=f"dllint {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_check(commands)
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("code")
@@ -71,48 +96,113 @@ def _docs_page(code: str) -> str | None:
     return None
 
 
+def _explain(code: str) -> str:
+    for engine_code, name, summary in ENGINE_CODES:
+        if engine_code == code.upper():
+            return f"# {engine_code} {name}\n\n{summary[0].upper()}{summary[1:]}.\n"
+    rule = rule_by_code(code)
+    page = _docs_page(rule.code if rule else code.upper())
+    if page is None:
+        raise UsageError(f"unknown rule {code!r}; `dllint rules` lists them")
+    return page
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line; return the exit code (never raise, never a traceback)."""
     try:
-        if args.command == "rules":
-            sys.stdout.write(_rules_table())
-            return EXIT_CLEAN
-        if args.command == "explain":
-            rule = rule_by_code(args.code)
-            code = rule.code if rule else args.code.upper()
-            page = _docs_page(code)
-            if page is None:
-                print(f"dllint: unknown rule {args.code!r}; `dllint rules` lists them", file=sys.stderr)
-                return EXIT_ERROR
-            sys.stdout.write(page)
-            return EXIT_CLEAN
-        if args.command == "check":
-            return _check(args)
-        parser.print_help()
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, usage errors
+        return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
+    try:
+        return _run(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"dllint: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug in dllint: one line, and the way to see more
+        print(
+            f"dllint: internal error: {type(exc).__name__}: {exc} "
+            f"(please report it at https://github.com/dllint/dllint/issues)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "rules":
+        return _write(_rules_table(), EXIT_CLEAN)
+    if args.command == "explain":
+        return _write(_explain(args.code), EXIT_CLEAN)
+    if args.command == "check":
+        return _check(args)
+    build_parser().print_help(sys.stderr)
+    return EXIT_ERROR
+
+
+def _write(text: str, code: int) -> int:
+    """Write the output; a reader that went away (``| head``) is not an error of ours."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
     except BrokenPipeError:
-        return EXIT_CLEAN
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return code
 
 
-def _check(args) -> int:
-    known = {r.code for r in all_rules()} | {code for code, _, _ in ENGINE_CODES}
-    for pattern in (args.select or []) + (args.ignore or []):
-        if not any(code.startswith(pattern) for code in known):
-            print(f"dllint: error: no rule matches {pattern!r}", file=sys.stderr)
-            return EXIT_ERROR
-    rules = select_rules(args.select, args.ignore)
-    report = check_paths(args.paths, rules)
-    findings = [
-        f for f in report.findings
-        if f.code not in ("DL001", "DL002") or not args.ignore or not any(f.code.startswith(p) for p in args.ignore)
-    ]
-    sys.stdout.write(FORMATTERS[args.format](findings))
+def _known_codes() -> tuple[list[str], list[str]]:
+    """(every code, the codes on by default)."""
+    engine = [code for code, _, _ in ENGINE_CODES]
+    known = [r.code for r in all_rules()] + engine
+    default = [r.code for r in all_rules() if r.default_enabled] + engine
+    return known, default
+
+
+def _overrides(args: argparse.Namespace, known: list[str]) -> Overrides:
+    flags = {
+        "--select": args.select or [],
+        "--extend-select": args.extend_select,
+        "--ignore": args.ignore,
+        "--extend-ignore": args.extend_ignore,
+    }
+    for flag, patterns in flags.items():
+        for pattern in patterns:
+            if pattern != "ALL" and not any(code.startswith(pattern) for code in known):
+                raise UsageError(f"{flag}: no rule matches {pattern!r}; `dllint rules` lists them")
+    layer = Layer(
+        select=tuple(args.select) if args.select is not None else None,
+        extend_select=tuple(args.extend_select),
+        ignore=tuple(args.ignore),
+        extend_ignore=tuple(args.extend_ignore),
+    )
+    exclude = tuple(args.exclude) if args.exclude is not None else None
+    return Overrides(layer, exclude, tuple(args.extend_exclude))
+
+
+def _check(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        if not os.path.lexists(path):  # a broken symlink is reported as DL001 instead
+            raise UsageError(f"{path}: no such file or folder")
+    known, default = _known_codes()
+    overrides = _overrides(args, known)
+    findings, tracebacks = [], []
+    for config, paths in configs_for(args.paths, args.config, args.isolated, known):
+        settings = settings_for(config, overrides, known, default)
+        rules = [rule for rule in all_rules() if settings.enabled(rule.code)]
+        report = check_paths(paths, rules, settings=settings)
+        findings.extend(report.findings)
+        tracebacks.extend(report.tracebacks)
+    findings.sort(key=lambda f: f.sort_key())
     if args.verbose:
-        for text in report.tracebacks:
+        for text in tracebacks:
             sys.stderr.write(text)
     if any(f.code == "DL002" for f in findings):
-        return EXIT_ERROR
-    return EXIT_FINDINGS if findings else EXIT_CLEAN
+        code = EXIT_ERROR
+    elif findings and not args.exit_zero:
+        code = EXIT_FINDINGS
+    else:
+        code = EXIT_CLEAN
+    if args.statistics:
+        return _write(format_statistics(findings, json_output=args.format == "json"), code)
+    return _write(FORMATTERS[args.format](findings), code)

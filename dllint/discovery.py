@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 DEFAULT_EXCLUDES = (
@@ -13,18 +13,21 @@ DEFAULT_EXCLUDES = (
     ".ruff_cache", ".dllint_cache", "site-packages", ".eggs", ".ipynb_checkpoints",
 )
 SOURCE_SUFFIXES = (".py", ".pyi", ".ipynb")
+Excluder = Callable[[str, str], bool]  # (name, path) -> excluded?
 
 
 def _is_virtualenv(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
 
 
-def _excluded(name: str, path: str, patterns: tuple[str, ...]) -> bool:
+def _excluded(name: str, path: str, patterns: tuple[str, ...] | Excluder) -> bool:
+    if callable(patterns):  # a configured matcher (dllint.config.PathMatcher)
+        return patterns(name, path)
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
 
 
 def iter_source_files(
-    paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    paths: list[str], exclude: tuple[str, ...] | Excluder = DEFAULT_EXCLUDES
 ) -> Iterator[str]:
     """Yield files to check, in a stable order. Paths named explicitly are always
     yielded (a broken symlink too, so the reader can report it); folders are walked
@@ -40,7 +43,7 @@ def iter_source_files(
                 yield given
 
 
-def _walk(root: str, exclude: tuple[str, ...], seen: set[str]) -> Iterator[str]:
+def _walk(root: str, exclude: tuple[str, ...] | Excluder, seen: set[str]) -> Iterator[str]:
     visited_dirs: set[str] = set()
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
         real_folder = os.path.realpath(folder)

@@ -10,6 +10,4 @@ def location(finding: Finding) -> str:
 
 
 def format_text(findings: list[Finding]) -> str:
-    return "".join(
-        f"{location(f)}: {f.code} [{f.name}] {f.message}\n" for f in findings
-    )
+    return "".join(f"{location(f)}: {f.code} [{f.name}] {f.message}\n" for f in findings)
