@@ -7,6 +7,7 @@ from functools import cached_property
 import libcst as cst
 
 from dllint.analysis.classes import Classes
+from dllint.analysis.data import Data
 from dllint.analysis.loops import Loops
 from dllint.analysis.losses import Losses
 from dllint.analysis.names import Names
@@ -44,6 +45,10 @@ class ModuleFacts:
     @cached_property
     def loops(self) -> Loops:
         return Loops(self.tree, self.values)
+
+    @cached_property
+    def data(self) -> Data:
+        return Data(self)
 
     @cached_property
     def losses(self) -> Losses:
