@@ -10,6 +10,7 @@ file ignores it, and ``--extend-ignore DL401`` removes it even if the file selec
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import sys
@@ -211,7 +212,9 @@ def load_config(path: str | Path, known: Iterable[str]) -> FileConfig:
     known = list(known)
     for key in table:
         if key not in KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; the keys are {', '.join(KEYS)}")
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}; {hint}the keys are {', '.join(KEYS)}")
     codes = {key: _code_list(table, key, where, known) for key in CODE_LISTS}
     layer = Layer(
         select=codes["select"] if "select" in table else None,

@@ -1,9 +1,13 @@
 """Jupyter notebooks: code cells joined into one module, findings mapped back to cells.
 
 Cells are checked as one module, in order, so a model defined in cell 3 is known in
-cell 7. IPython magics and shell escapes are blanked (a ``pass`` at the same indent)
-so line numbers do not move. Cells are numbered 1-based among all cells, markdown
-included, as ruff counts them.
+cell 7. IPython syntax is neutralised without moving any line: a magic or shell
+escape becomes ``pass`` at the same indent (the original kept as a comment, so a
+``# noqa`` on it still works), ``x = !ls`` keeps binding ``x`` (to an unknown
+value), ``%time stmt`` keeps ``stmt`` (columns mapped back), and a ``%%bash``-style
+cell is blanked while a ``%%time`` cell keeps its Python body. Markdown and raw
+cells are skipped. Cells are numbered 1-based among all cells, markdown included,
+as ruff counts them; lines count within the cell.
 """
 
 from __future__ import annotations
@@ -11,33 +15,159 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from dllint.finding import Finding
 from dllint.rule import Rule
 from dllint.source import ParseFailure
 
-MAGIC = re.compile(r"^(\s*)([%!?]|\w[\w.]*\?\??\s*$)")
+# Cell magics whose body is Python that IPython runs in the user's namespace.
+PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "memit"}
+# Line magics whose argument is a Python statement: ``%time model.fit(x)``.
+PYTHON_LINE_MAGICS = {"time", "timeit", "prun", "debug", "memit"}
+
+ESCAPE = re.compile(r"[%!?/,;]")  # no Python logical line starts with these
+HELP = re.compile(r"\s*(\?\??[\w.*]+|[\w.*]+\?\??)\s*$")  # ?obj, obj?, obj.attr??
+STATEMENT_MAGIC = re.compile(r"(\s*)%(\w+)[ \t]+(?=[^\s-])")  # %time <stmt>
+ASSIGNED_MAGIC = re.compile(r"(\s*[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)[!%]")
+UNKNOWN = "__ipython__"  # what ``x = !ls`` binds ``x`` to: a name nothing defines
 
 
-def _neutralise(line: str) -> str:
-    match = MAGIC.match(line)
-    if match:
-        return f"{match.group(1)}pass  # {line.strip()}"
-    return line
+@dataclass(frozen=True)
+class Origin:
+    """Where a line of the joined module came from."""
+
+    cell: int
+    line: int
+    shift: int = 0  # columns removed from the front (``%time `` of ``%time f(x)``)
 
 
-def notebook_source(data: str) -> tuple[str, list[tuple[int, int]]]:
-    """The module text of a notebook and, for each of its lines, (cell, line in cell)."""
+class _Continuation:
+    """Tracks brackets, triple-quoted strings and backslashes across physical lines,
+    so IPython syntax is recognised only where a logical line starts (``(a\\n % b)``
+    is Python, and a docstring line may start with ``?``)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote: str | None = None
+        self.backslash = False
+
+    def at_start(self) -> bool:
+        return self.depth == 0 and self.quote is None and not self.backslash
+
+    def feed(self, line: str) -> None:
+        i, n, comment = 0, len(line), False
+        while i < n:
+            char = line[i]
+            if self.quote:
+                if char == "\\":
+                    i += 2
+                elif line.startswith(self.quote, i):
+                    i, self.quote = i + 3, None
+                else:
+                    i += 1
+                continue
+            if char == "#":
+                comment = True
+                break
+            if char in "([{":
+                self.depth += 1
+            elif char in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif char in "'\"":
+                if line[i : i + 3] in ('"""', "'''"):
+                    self.quote, i = line[i : i + 3], i + 3
+                    continue
+                i = _string_end(line, i)
+                continue
+            i += 1
+        self.backslash = not comment and self.quote is None and line.endswith("\\")
+
+
+def _string_end(line: str, start: int) -> int:
+    """Index after the single-quoted string opening at ``start`` (or the line's end)."""
+    i = start + 1
+    while i < len(line) and line[i] != line[start]:
+        i += 2 if line[i] == "\\" else 1
+    return i + 1
+
+
+def _opaque(line: str) -> str:
+    """A line IPython handles itself: ``pass`` at its indent, the original kept as a
+    comment (so ``# noqa`` on it still reads)."""
+    indent = line[: len(line) - len(line.lstrip())]
+    return f"{indent}pass  # {line.strip()}"
+
+
+def _neutralise(line: str) -> tuple[str, int, bool]:
+    """(Python for one IPython line, columns removed from the front, whether the
+    magic continues on the next line with a backslash)."""
+    stripped = line.lstrip()
+    continues = line.rstrip().endswith("\\")
+    statement = STATEMENT_MAGIC.match(line)
+    if statement and statement.group(2) in PYTHON_LINE_MAGICS:
+        indent = statement.group(1)
+        return indent + line[statement.end() :], statement.end() - len(indent), False
+    if stripped and ESCAPE.match(stripped) or HELP.match(line):
+        return _opaque(line), 0, continues
+    assigned = ASSIGNED_MAGIC.match(line)
+    if assigned:
+        rest = line[assigned.end() - 1 :]
+        return f"{assigned.group(1)}{UNKNOWN}  # {rest}", 0, continues
+    return line, 0, False
+
+
+def _cell_magic(lines: list[str]) -> str | None:
+    """The name of the cell magic (``time`` for ``%%time``), if the cell starts with one."""
+    for line in lines:
+        if line.strip():
+            match = re.match(r"%%(\w*)", line)
+            return match.group(1) if match else None
+    return None
+
+
+def cell_lines(source: str) -> tuple[list[str], list[int]]:
+    """A code cell as Python lines (same count as the cell) and each line's shift."""
+    lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    magic = _cell_magic(lines)
+    if magic is not None:
+        start = next(i for i, line in enumerate(lines) if line.strip())
+        body = lines[start + 1 :]
+        if magic not in PYTHON_CELL_MAGICS:  # %%bash, %%writefile, %%html...: not Python
+            body = [""] * len(body)
+        lines = [*lines[:start], _opaque(lines[start]), *body]
+        if magic not in PYTHON_CELL_MAGICS:
+            return lines, [0] * len(lines)
+    out: list[str] = []
+    shifts: list[int] = []
+    state = _Continuation()
+    magic_continues = False
+    for line in lines:
+        if magic_continues:  # the rest of a ``!pip install \`` command
+            out.append("")
+            shifts.append(0)
+            magic_continues = line.rstrip().endswith("\\")
+            continue
+        shift = 0
+        if state.at_start():
+            line, shift, magic_continues = _neutralise(line)
+        state.feed(line)
+        out.append(line)
+        shifts.append(shift)
+    return out, shifts
+
+
+def notebook_source(data: str) -> tuple[str, list[Origin]]:
+    """The module text of a notebook and, for each of its lines, where it came from."""
     try:
         document = json.loads(data)
     except json.JSONDecodeError as exc:
         raise ParseFailure(f"not a valid notebook: {exc.msg}", exc.lineno, exc.colno) from None
     cells = document.get("cells") if isinstance(document, dict) else None
     if not isinstance(cells, list):
-        raise ParseFailure("not a valid notebook: no list of cells")
+        raise ParseFailure("not a valid notebook: no list of cells (nbformat 4 expected)")
     lines: list[str] = []
-    origin: list[tuple[int, int]] = []
+    origin: list[Origin] = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -46,14 +176,51 @@ def notebook_source(data: str) -> tuple[str, list[tuple[int, int]]]:
             source = "".join(str(part) for part in source)
         if not isinstance(source, str):
             continue
-        cell_lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        cell_magic = bool(cell_lines) and cell_lines[0].lstrip().startswith("%%")
-        for index, line in enumerate(cell_lines, start=1):
-            if cell_magic:
-                line = "" if index > 1 else "pass  # cell magic"
-            lines.append(_neutralise(line))
-            origin.append((number, index))
+        python, shifts = cell_lines(source)
+        lines.extend(python)
+        origin.extend(Origin(number, index, shift) for index, shift in enumerate(shifts, 1))
     return "\n".join(lines) + "\n", origin
+
+
+LINE_REFERENCE = re.compile(r"\bline (\d+)\b")
+
+
+def _message(message: str, cell: int, origin: list[Origin]) -> str:
+    """Rewrite the message's "line 24" (a line of the joined module) as the cell's line,
+    naming the cell when it is another one."""
+
+    def where(match: re.Match) -> str:
+        number = int(match.group(1))
+        if not 1 <= number <= len(origin):
+            return match.group(0)
+        place = origin[number - 1]
+        if place.cell == cell:
+            return f"line {place.line}"
+        return f"line {place.line} of cell {place.cell}"
+
+    return LINE_REFERENCE.sub(where, message)
+
+
+def _map(finding: Finding, origin: list[Origin]) -> Finding:
+    """A finding on the joined module, placed in its cell."""
+    if not 1 <= finding.line <= len(origin):
+        return finding
+    start = origin[finding.line - 1]
+    end_line, end_column = finding.end_line, finding.end_column
+    if 1 <= end_line <= len(origin) and end_line >= finding.line:
+        end = origin[end_line - 1]
+        end_line, end_column = end.line, end_column + end.shift
+    else:
+        end_line, end_column = start.line, finding.column + start.shift
+    return replace(
+        finding,
+        cell=start.cell,
+        line=start.line,
+        message=_message(finding.message, start.cell, origin),
+        column=finding.column + start.shift,
+        end_line=end_line,
+        end_column=end_column,
+    )
 
 
 def check_notebook(path: str, rules: Iterable[type[Rule]], report=None) -> list[Finding]:
@@ -63,12 +230,4 @@ def check_notebook(path: str, rules: Iterable[type[Rule]], report=None) -> list[
         text, origin = notebook_source(read_source(path))
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    mapped = []
-    for finding in check_text(text, path, rules, report):
-        if 1 <= finding.line <= len(origin):
-            cell, line = origin[finding.line - 1]
-            end = finding.end_line - finding.line + line
-            mapped.append(replace(finding, cell=cell, line=line, end_line=end))
-        else:
-            mapped.append(finding)
-    return mapped
+    return [_map(finding, origin) for finding in check_text(text, path, rules, report)]
