@@ -471,9 +471,7 @@ class Layers:
         if owner is not None:
             return owner
         container = self._sequential_named(expr)
-        if container is not None and container[1] is None:
-            return container[0]
-        return None
+        return container[0] if container is not None else None
 
     def model_label(self, model: Model) -> str:
         if isinstance(model, ClassInfo):
