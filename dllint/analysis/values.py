@@ -23,6 +23,7 @@ from dllint.analysis.tree import TreeIndex, literal_value
 
 SEQUENTIAL = "torch.nn.Sequential"
 MAX_DEPTH = 30
+MAX_NESTED = 12  # origins() questions asked while answering another
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,26 @@ class Values:
         self.tree = tree
         self.names = names
         self.classes = classes
+        self._active: set[tuple] = set()
 
     # -- public -----------------------------------------------------------------------
     def origins(self, expr: cst.CSTNode, through: Through | None = None) -> list[Value]:
         """The leaves ``expr`` comes from. ``through(node)`` may return an inner
         expression to keep following (a rule's notion of "the same value", such as
         ``x.to(device)``), or None."""
+        # Following a value can ask for other values' origins (an attribute's owner,
+        # a called instance); a question already being answered up the stack, or a
+        # chain of them too deep, stops here as a leaf instead of recursing forever.
+        active = self._active
+        key = (id(expr), through)
+        if key in active or len(active) >= MAX_NESTED:
+            return [Value(expr)]
+        active.add(key)
         leaves: list[Value] = []
-        self._follow(expr, (), through, leaves, set(), 0)
+        try:
+            self._follow(expr, (), through, leaves, set(), 0)
+        finally:
+            active.discard(key)
         unique = []
         seen = set()
         for leaf in leaves:
