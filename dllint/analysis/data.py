@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -91,6 +91,7 @@ X_WORDS = {
 Y_WORDS = {
     "y", "ys", "label", "labels", "lbl", "lbls", "labs", "target", "targets",
     "class", "classes", "answers", "output", "outputs", "mask", "masks", "gt",
+    "tags", "targs", "annotations", "captions", "scores", "ratings",
 }  # fmt: skip
 
 
@@ -101,7 +102,8 @@ class Shuffle:
     ``kind`` is "inplace" (``np.random.shuffle(x)``), "result" (``x = shuffle(x)``,
     ``df.sample(frac=1)``, ``np.random.permutation(x)``) or "index" (a permutation
     used to index values). ``target`` is the argument reordered (inplace/result).
-    ``values`` are the dotted names reordered together by this one call. ``seed``
+    ``values`` are the dotted names reordered together by this one call (``joint``
+    when they are two or more different values, not one value and its new name). ``seed``
     says what decides the order: None for a running RNG state (the next draw
     differs), ``("unknown",)`` when it cannot be told, otherwise a key: two calls
     with equal keys draw the same order for values of equal length.
@@ -115,6 +117,7 @@ class Shuffle:
     family: str
     seed: tuple | None
     generator: cst.CSTNode | None = None
+    joint: bool = False  # one call reorders two or more different values together
 
     @property
     def seed_known(self) -> bool:
@@ -192,6 +195,7 @@ class Data:
         self.tree = facts.tree
         self.names = facts.names
         self.values = facts.values
+        self._visiting: set[int] = set()  # bindings being followed (cycle guard)
 
     # == shuffles =========================================================================
     @cached_property
@@ -248,10 +252,7 @@ class Data:
                 return self._inplace(call, argument(call, 0, "x"), "generator", seed, generator)
             return self._permutation(call, "generator", seed, generator)
         if method == "sample" and _is_one(keyword(call, "frac")):
-            receiver = dotted(func.value)
-            if receiver is None:
-                return None
-            names = {receiver} | self._assigned_names(call)
+            names = self._result_names(call, [func.value])
             seed = self._explicit_seed(call, "random_state")
             return self._event(call, "result", func.value, names, "numpy", seed)
         return None
@@ -260,15 +261,17 @@ class Data:
         arrays = [a.value for a in call.args if a.keyword is None and not a.star]
         if not arrays:
             return None
-        names = {name for a in arrays if (name := dotted(a))} | self._assigned_names(call)
+        names = self._result_names(call, arrays)
         seed = self._explicit_seed(call, "random_state")
         target = arrays[0] if len(arrays) == 1 else None
-        return self._event(call, "result", target, names, "numpy", seed)
+        event = self._event(call, "result", target, names, "numpy", seed)
+        return replace(event, joint=len(arrays) > 1)
 
     def _inplace(self, call, target, family, seed=None, generator=None) -> Shuffle | None:
         if target is None:
             return None
-        names = set()
+        names: set[str] = set()
+        bases: list[str] = []
         name = dotted(target)
         if name is not None:
             names.add(name)
@@ -278,12 +281,15 @@ class Data:
                     for use in self._uses(binding):
                         if self.tree.order[use] > self.tree.last[call]:
                             names |= self._indexed_by(use, set())
-        return self._event(call, "inplace", target, names, family, seed, generator)
+                            bases.extend(self._indexed_bases(use, set()))
+        event = self._event(call, "inplace", target, names, family, seed, generator)
+        return replace(event, joint=len(set(bases)) > 1)
 
     def _permutation(self, call, family, seed=None, generator=None) -> Shuffle | None:
         indexed = self._indexed_by(call, set())
         if indexed:
-            return self._event(call, "index", None, indexed, family, seed, generator)
+            event = self._event(call, "index", None, indexed, family, seed, generator)
+            return replace(event, joint=self._indexes_several(call))
         if family == "torch":
             return None  # randperm(n) not used as an index: no data reordered here
         target = argument(call, 0, "x")
@@ -292,8 +298,17 @@ class Data:
         name = dotted(target)
         if name is None or self._holds_count(target):
             return None
-        names = {name} | self._assigned_names(call)
+        names = self._result_names(call, [target])
         return self._event(call, "result", target, names, family, seed, generator)
+
+    def _result_names(self, call: cst.Call, sources: list) -> set[str]:
+        """What a call returning reordered copies reorders: the names the copies are
+        assigned to (``y_perm = shuffle(y)`` leaves ``y`` as it was), else the
+        sources (``fit(shuffle(X), ...)``)."""
+        assigned = self._assigned_names(call)
+        if assigned:
+            return assigned
+        return {name for source in sources if (name := dotted(source))}
 
     def _event(self, call, kind, target, names, family, seed, generator=None) -> Shuffle:
         return Shuffle(
@@ -308,15 +323,28 @@ class Data:
         )
 
     # -- what a permutation indexes -------------------------------------------------------
+    def _indexes_several(self, node: cst.CSTNode) -> bool:
+        return len(set(self._indexed_bases(node, set()))) > 1
+
+    def _indexed_bases(self, node: cst.CSTNode, seen: set) -> list[str]:
+        """The dotted names directly indexed by ``node`` (without assignment targets)."""
+        return [name for name, direct in self._index_uses(node, seen) if direct]
+
     def _indexed_by(self, node: cst.CSTNode, seen: set) -> set[str]:
         """Dotted names of the values ``node`` (a permutation) indexes, directly,
-        through slices of it (``perm[:k]``) or through names bound to it."""
+        through slices of it (``perm[:k]``) or through names bound to it, with the
+        names the indexed results are assigned to."""
+        return {name for name, _ in self._index_uses(node, seen)}
+
+    def _index_uses(self, node: cst.CSTNode, seen: set) -> set[tuple[str, bool]]:
+        """(name, True) for each value ``node`` indexes, (name, False) for the names
+        the results are assigned to."""
         if id(node) in seen:
             return set()
         seen.add(id(node))
         current = self._climb_same_order(node, slices=True)
         parent = self.tree.parent.get(current)
-        found: set[str] = set()
+        found: set[tuple[str, bool]] = set()
         subscript = self._subscript_indexed(current)
         if subscript is not None:
             base = subscript.value
@@ -324,8 +352,8 @@ class Data:
                 base = base.value
             name = dotted(base)
             if name is not None:
-                found.add(name)
-                found |= self._assigned_names(subscript)
+                found.add((name, True))
+                found |= {(n, False) for n in self._assigned_names(subscript)}
             return found
         if isinstance(parent, cst.Arg):
             call = self.tree.parent.get(parent)
@@ -335,12 +363,12 @@ class Data:
                     source = argument(call, 0)
                 name = dotted(source) if source is not None else None
                 if name is not None and name not in _arg_names(parent):
-                    found.add(name)
-                    found |= self._assigned_names(call)
+                    found.add((name, True))
+                    found |= {(n, False) for n in self._assigned_names(call)}
             return found
         for binding in self._bindings_of_value(current):
             for use in self._uses(binding):
-                found |= self._indexed_by(use, seen)
+                found |= self._index_uses(use, seen)
         return found
 
     def _subscript_indexed(self, node: cst.CSTNode) -> cst.Subscript | None:
@@ -480,16 +508,7 @@ class Data:
         seed = self._reseeded(event, events)
         if seed is None:
             return event
-        return Shuffle(
-            event.call,
-            event.kind,
-            event.target,
-            event.values,
-            event.scope,
-            event.family,
-            seed,
-            event.generator,
-        )
+        return replace(event, seed=seed)
 
     def _reseeded(self, event: Shuffle, events: list[Shuffle]) -> tuple | None:
         order = self.tree.order
@@ -587,8 +606,13 @@ class Data:
         """True when a name passed to ``permutation`` holds a count, not an array."""
         if not isinstance(expr, cst.Name):
             return False
-        leaves = self.values.origins(expr)
-        return any(_looks_like_count(leaf.node) for leaf in leaves if not leaf.path)
+        for leaf in self.values.origins(expr):
+            node = leaf.node
+            if isinstance(node, cst.Attribute) and node.attr.value == "shape":
+                return True  # n = X.shape[0]
+            if not leaf.path and _looks_like_count(node):
+                return True
+        return False
 
     # -- pairs used together ------------------------------------------------------------
     def _used_together(self, first: Shuffle, second: Shuffle) -> tuple[str, str] | None:
@@ -596,7 +620,7 @@ class Data:
         start = self.tree.order[first.call]
         a_names = self._derived(first.values, scope, start)
         b_names = self._derived(second.values, scope, start)
-        for node in self.tree.descendants(scope, cst.Call, cst.Return):
+        for node in self.tree.descendants(scope, cst.Call, cst.Return, cst.Yield):
             if self.tree.last[node] < self.tree.order[second.call]:
                 continue
             if self.tree.scope_of(node) is not scope and node is not scope:
@@ -605,7 +629,7 @@ class Data:
                 if not self._takes_a_pair(node):
                     continue
                 roots = [self._root(a.value) for a in node.args]
-            else:
+            else:  # return X, y / yield xb, yb
                 if not isinstance(node.value, (cst.Tuple, cst.List)):
                     continue
                 roots = [self._root(e.value) for e in node.value.elements]
@@ -706,7 +730,10 @@ class Data:
     def categorical_evidence(self, expr: cst.BaseExpression) -> list[Categorical]:
         """Why ``expr`` is a whole table holding categorical columns (empty: no
         evidence in the file, or columns were selected since)."""
-        return self._evidence(expr, (), 0)
+        unique: dict[int, Categorical] = {}
+        for found in self._evidence(expr, (), 0):
+            unique.setdefault(id(found.node), found)
+        return list(unique.values())
 
     def _evidence(self, expr, path, depth) -> list[Categorical]:
         if depth > 30:
@@ -730,11 +757,15 @@ class Data:
 
     def _name_evidence(self, expr: cst.Name, path, depth) -> list[Categorical]:
         binding = self.names.binding_at(expr.value, expr)
-        if binding is None:
+        if binding is None or id(binding) in self._visiting:
             return []
         found: list[Categorical] = []
         if binding.kind == "assign" and binding.value is not None:
-            found = self._evidence(binding.value, binding.path + path, depth + 1)
+            self._visiting.add(id(binding))
+            try:
+                found = self._evidence(binding.value, binding.path + path, depth + 1)
+            finally:
+                self._visiting.discard(id(binding))
         if path:
             return found
         for statement, effect in self._mutations.get(id(binding), ()):
