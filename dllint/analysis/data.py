@@ -962,15 +962,19 @@ class Data:
         return None
 
     def _integer_codes(self, expr: cst.BaseExpression | None) -> bool:
-        """A dict literal (or a name for one) whose values are all integer literals."""
+        """A dict literal (or a name for one) mapping two or more category names to
+        integer codes."""
         if expr is None:
             return False
         leaves = self.values.origins(expr)
         if len(leaves) != 1 or leaves[0].path or not isinstance(leaves[0].node, cst.Dict):
             return False
         elements = leaves[0].node.elements
-        return bool(elements) and all(
-            isinstance(e, cst.DictElement) and isinstance(literal_value(e.value), int)
+        # {"Yes": 1, "No": 0}; a single {"?": 0} is cleaning a numeric column.
+        return len(elements) >= 2 and all(
+            isinstance(e, cst.DictElement)
+            and isinstance(literal_value(e.key), str)
+            and isinstance(literal_value(e.value), int)
             for e in elements
         )
 

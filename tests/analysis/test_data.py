@@ -5,9 +5,7 @@ from dllint.analysis.data import UNKNOWN, named_pair
 
 def shuffles(s):
     """(call text, kind, sorted values, seed) of every shuffle in the snippet."""
-    return [
-        (s.code(e.call), e.kind, sorted(e.values), e.seed) for e in s.facts.data.shuffles
-    ]
+    return [(s.code(e.call), e.kind, sorted(e.values), e.seed) for e in s.facts.data.shuffles]
 
 
 def test_sklearn_shuffle_through_an_alias_reorders_its_arguments_and_targets(snippet):
@@ -94,9 +92,7 @@ def test_an_index_array_shuffled_in_place_carries_what_it_indexes(snippet):
         y = y[indices]
         """
     )
-    assert shuffles(s) == [
-        ("np.random.shuffle(indices)", "inplace", ["X", "indices", "y"], None)
-    ]
+    assert shuffles(s) == [("np.random.shuffle(indices)", "inplace", ["X", "indices", "y"], None)]
 
 
 def test_a_reseeded_global_rng_gives_both_draws_the_same_key(snippet):
@@ -258,7 +254,7 @@ def test_column_selection_clears_the_evidence(snippet):
         use(df.iloc[:100], df[:100])
         """
     )
-    for text in ('df[num_cols]', 'df[["Age", "Fare"]]', 'df.select_dtypes("number")'):
+    for text in ("df[num_cols]", 'df[["Age", "Fare"]]', 'df.select_dtypes("number")'):
         assert evidence(s, text) == []
     assert evidence(s, "df.iloc[:, :3]") == []
     assert evidence(s, "df.iloc[:100]") != []
@@ -371,3 +367,18 @@ def test_scaler_fits_follow_the_scaler_value(snippet):
         ("sc.fit(A)", "StandardScaler", "A"),
         ("preprocessing.normalize(C)", "normalize", "C"),
     ]
+
+
+def test_a_single_replacement_to_an_integer_is_cleaning_not_encoding(snippet):
+    s = snippet(
+        """
+        df = load()
+        df["bare_nuclei"] = df["bare_nuclei"].replace({"?": 0})
+        df["unit"] = df["unit"].map({"mm": 0.001, "m": 1.0})
+        use(df)
+        df["smoker"] = df["smoker"].replace({"yes": 1, "no": 0})
+        use(df)
+        """
+    )
+    assert used(s, 0) == []
+    assert used(s, 1) == [("got a column mapped to integer codes with `.replace`", "df")]
