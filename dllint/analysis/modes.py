@@ -454,7 +454,7 @@ class Modes:
         visited = visited | {scope}
         callers = self.callers(scope)
         if not callers:
-            return self._anywhere_at_module_level(ref)
+            return self._uncalled_method(scope, ref) or self._anywhere_at_module_level(ref)
         results = []
         for site in callers:
             translated = self._translate(ref, scope, site)
@@ -528,7 +528,7 @@ class Modes:
         owns the model: ``self.model`` inside its methods, ``obj.model`` for an instance."""
         if ref.text is None:
             return None
-        root, _, rest = ref.text.partition(".")
+        root = ref.text.split(".")[0]
         owner = self._self_class_at(root, ref.anchor)
         if owner is None:
             owner = self._instance_class_at(root, ref.anchor)
@@ -537,12 +537,9 @@ class Modes:
         init = owner.method("__init__")
         if init is None or self.tree.contains(init, ref.anchor):
             return None
-        self_name = first_param(init)
-        if self_name is None or not isinstance(init.body, cst.IndentedBlock) or not init.body.body:
+        inside = self._self_ref(init, ref)
+        if inside is None:
             return None
-        inside = ModelRef(
-            f"{self_name}.{rest}" if rest else self_name, init.body.body[0], ref.leaves
-        )
         last = None
         for call in self.loops.reach(init):
             found = self.mode_call(call)
@@ -556,6 +553,35 @@ class Modes:
         if binding is None or binding.kind != "assign" or binding.path or binding.value is None:
             return None
         return self.values.instance_class(binding.value)
+
+    def _uncalled_method(self, function: cst.FunctionDef, ref: ModelRef) -> ModeEvent | None:
+        """A method nobody in the file calls, on ``self`` or ``self.model``: the caller
+        sets the mode of a module (unknown); a plain wrapper class that never sets its
+        model's mode in any method leaves it in the mode it was built in."""
+        owner = self._method_owner(function)
+        if owner is None or ref.text is None or ref.text.split(".")[0] != first_param(function):
+            return None
+        if owner.is_module:
+            return ModeEvent(UNKNOWN, function, False)
+        for cls in owner.lineage():
+            for method in cls.methods.values():
+                inside = self._self_ref(method, ref)
+                for call in self._scope_calls(method):
+                    found = self.mode_call(call)
+                    if found is not None and inside and self.targets(found.target, inside):
+                        return ModeEvent(UNKNOWN, call, False)
+        return None
+
+    def _self_ref(self, method: cst.FunctionDef, ref: ModelRef) -> ModelRef | None:
+        """``ref`` (rooted at ``self``) as seen inside another method of the class."""
+        self_name = first_param(method)
+        if self_name is None or not isinstance(method.body, cst.IndentedBlock):
+            return None
+        if not method.body.body or ref.text is None:
+            return None
+        _, _, rest = ref.text.partition(".")
+        text = f"{self_name}.{rest}" if rest else self_name
+        return ModelRef(text, method.body.body[0], ref.leaves)
 
     def _anywhere_at_module_level(self, ref: ModelRef) -> ModeEvent | None:
         """A function nobody in the file calls (a callback, an entry point): a mode
