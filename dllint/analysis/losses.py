@@ -101,9 +101,12 @@ class Losses:
 
     def loss_modules(self, expr: cst.CSTNode) -> tuple[str, cst.Call] | None:
         """(kind, construction) when every value ``expr`` may hold is one loss module kind."""
+        facts = self.facts
+        if isinstance(expr, cst.Call):  # constructed and called at once: nn.MSELoss()(a, b)
+            kind = loss_kind_of_name(facts.qualname(expr.func), LOSS_MODULES, MODULE_PREFIXES)
+            return (kind, expr) if kind is not None else None
         if not isinstance(expr, (cst.Name, cst.Attribute)):
             return None
-        facts = self.facts
         kinds = set()
         construction = None
         for leaf in facts.values.origins(expr, through=facts.values.module_passthrough):

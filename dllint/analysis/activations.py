@@ -1,0 +1,299 @@
+"""Which activation produced a value: softmax, log-softmax, sigmoid, log-sigmoid or ReLU.
+
+The loss-input rules (DL301 probabilities into a logit loss, DL302 logits into a
+probability loss, DL303 log of softmax) ask what a tensor *is*: raw scores, or the
+output of a squashing function. ``activation_of(facts, expr)`` answers when EVERY
+value ``expr`` can hold (``facts.values.origins``) was made by the same activation:
+
+- a function: ``F.softmax``, ``torch.softmax``, ``torch.sigmoid``, ``F.log_softmax``...
+  (by qualified name, so a user's own ``def softmax`` is not torch's);
+- a tensor method: ``x.softmax(dim)``, ``x.sigmoid()``, ``x.log_softmax(-1)``;
+- a module called: ``nn.Softmax(dim=1)`` as the last layer of an ``nn.Sequential``,
+  ``self.act = nn.Softmax(dim=1)`` then ``self.act(x)``, ``nn.Sigmoid()(x)``;
+- ``exp`` of a log-softmax is a softmax (``torch.exp(F.log_softmax(x))``), ``log`` of a
+  softmax is a log-softmax (the unstable spelling, still log-probabilities).
+
+Values keep their activation through tensor pass-throughs (``.to(device)``,
+``.float()``, ``.view(...)``, ``.reshape``, ``.squeeze``, ``.contiguous()``, slicing,
+``clamp``) and through the value flow of ``facts.values`` (assignments, returns,
+``forward`` of in-module models, tuple elements, parameters). A name whose latest
+assignment sits under an ``if``/loop/``except`` that does not also hold the use may
+still hold its earlier value, so it is unknown. Any unknown origin makes the answer
+None: unknown is unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from dllint.analysis.classes import first_param
+from dllint.analysis.names import CALL, ITEM, ITER
+from dllint.analysis.tree import argument, dotted, literal_value
+
+if TYPE_CHECKING:
+    from dllint.analysis import ModuleFacts
+
+SOFTMAX = "softmax"
+LOG_SOFTMAX = "log_softmax"
+SIGMOID = "sigmoid"
+LOGSIGMOID = "logsigmoid"
+RELU = "relu"
+
+FUNCTIONS = {
+    "torch.softmax": SOFTMAX,
+    "torch.nn.functional.softmax": SOFTMAX,
+    "torch.special.softmax": SOFTMAX,
+    "torch.log_softmax": LOG_SOFTMAX,
+    "torch.nn.functional.log_softmax": LOG_SOFTMAX,
+    "torch.special.log_softmax": LOG_SOFTMAX,
+    "torch.sigmoid": SIGMOID,
+    "torch.nn.functional.sigmoid": SIGMOID,
+    "torch.special.expit": SIGMOID,
+    "torch.nn.functional.logsigmoid": LOGSIGMOID,
+    "torch.relu": RELU,
+    "torch.nn.functional.relu": RELU,
+}
+MODULES = {
+    "Softmax": SOFTMAX,
+    "LogSoftmax": LOG_SOFTMAX,
+    "Sigmoid": SIGMOID,
+    "LogSigmoid": LOGSIGMOID,
+    "ReLU": RELU,
+}
+MODULE_PREFIXES = ("torch.nn.", "torch.nn.modules.activation.", "torch.nn.modules.")
+# Tensor methods (``x.softmax(1)``); Tensor has no ``logsigmoid`` method.
+METHODS = {"softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX, "sigmoid": SIGMOID, "relu": RELU}
+
+EXP_FUNCTIONS = ("torch.exp", "torch.special.exp")
+LOG_FUNCTIONS = ("torch.log",)
+EXP_OF = {LOG_SOFTMAX: SOFTMAX, LOGSIGMOID: SIGMOID}
+LOG_OF = {SOFTMAX: LOG_SOFTMAX, SIGMOID: LOGSIGMOID}
+
+# Tensor methods and torch functions whose result holds the same values, reshaped or
+# moved (the first argument for functions).
+PASSTHROUGH_METHODS = frozenset(
+    {
+        "to", "float", "double", "half", "bfloat16", "cuda", "cpu", "type", "type_as",
+        "view", "view_as", "reshape", "reshape_as", "squeeze", "unsqueeze", "flatten",
+        "contiguous", "clone", "detach", "permute", "transpose", "clamp", "clamp_min",
+        "clip",
+    }
+)  # fmt: skip
+PASSTHROUGH_FUNCTIONS = frozenset(
+    f"torch.{name}"
+    for name in ("squeeze", "unsqueeze", "reshape", "flatten", "clamp", "clip", "permute",
+                 "transpose")
+)  # fmt: skip
+
+# Statements under which an assignment may not run before a later use.
+CONDITIONAL = (cst.If, cst.For, cst.While, cst.ExceptHandler, cst.MatchCase)
+# What ``through`` returns for a value that must not be followed: a fresh node that
+# ``Values`` keeps as a leaf, and that is no activation.
+_UNKNOWN = cst.Ellipsis()
+MAX_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The activation every origin of a value shares, and the nodes that apply it.
+
+    ``sources`` are the calls (or ``nn.Softmax(...)`` constructions) in textual
+    order; ``label`` says how the first one is written, in backticks for a message:
+    "`F.softmax`", "`.softmax()`", "`nn.Softmax(dim=1)`", "`torch.exp` of
+    `F.log_softmax`".
+    """
+
+    kind: str
+    sources: tuple[cst.CSTNode, ...]
+    label: str
+
+
+def output_activation(facts: ModuleFacts, expr: cst.CSTNode | None) -> str | None:
+    """ "softmax", "log_softmax", "sigmoid", "logsigmoid" or "relu" when every origin of
+    ``expr`` is that activation's output; None when any origin is something else or
+    unknown."""
+    found = activation_of(facts, expr)
+    return found.kind if found is not None else None
+
+
+def activation_of(facts: ModuleFacts, expr: cst.CSTNode | None) -> Activation | None:
+    """The activation every origin of ``expr`` shares (see the module docstring)."""
+    if expr is None:
+        return None
+    return _Finder(facts).activation(expr, 0)
+
+
+class _Finder:
+    def __init__(self, facts: ModuleFacts) -> None:
+        self.facts = facts
+
+    def activation(self, expr: cst.CSTNode, depth: int) -> Activation | None:
+        if depth > MAX_DEPTH:
+            return None
+        values = self.facts.values
+        found: list[Activation] = []
+        for leaf in values.origins(expr, through=self.through):
+            if not all(step[0] in (ITEM, ITER) for step in leaf.path[1:]):
+                return None
+            first = leaf.path[0][0] if leaf.path else None
+            if first == CALL:
+                activation = self._module_output(leaf.node)
+            elif first in (None, ITEM, ITER):
+                activation = self._leaf(leaf.node, depth)
+            else:
+                activation = None
+            if activation is None:
+                return None
+            found.append(activation)
+        if not found or len({a.kind for a in found}) != 1:
+            return None
+        sources = tuple(s for a in found for s in a.sources)
+        order = self.facts.tree.order
+        sources = tuple(sorted(dict.fromkeys(sources), key=lambda n: order.get(n, -1)))
+        first = min(found, key=lambda a: order.get(a.sources[0], -1))
+        return Activation(found[0].kind, sources, first.label)
+
+    # -- value flow ------------------------------------------------------------------
+    def through(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """Tensor pass-throughs, module wrappers, and names that may hold older values."""
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in PASSTHROUGH_METHODS:
+                if self.facts.qualname(func) is None:
+                    return func.value
+            if self.facts.qualname(func) in PASSTHROUGH_FUNCTIONS:
+                return argument(node, 0, "input")
+        elif isinstance(node, cst.Subscript) and not _integer_index(node):
+            return node.value  # slicing, masks, ``[:, 0]`` keep the values
+        elif isinstance(node, cst.Name) and self._conditionally_bound(node):
+            return _UNKNOWN
+        return self.facts.values.module_passthrough(node)
+
+    def _conditionally_bound(self, name: cst.Name) -> bool:
+        """The assignment ``name`` sees is under a branch or loop the use is not in."""
+        binding = self.facts.names.binding_at(name.value, name)
+        if binding is None or binding.kind != "assign":
+            return False
+        tree = self.facts.tree
+        for ancestor in tree.ancestors(binding.node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Module)):
+                return False
+            if isinstance(ancestor, CONDITIONAL) and not tree.contains(ancestor, name):
+                if isinstance(ancestor, cst.For) and tree.contains(ancestor.target, binding.node):
+                    return False  # the loop variable itself
+                return True
+        return False
+
+    # -- leaves ----------------------------------------------------------------------
+    def _leaf(self, node: cst.CSTNode, depth: int) -> Activation | None:
+        """A value that is the result of an expression (not of calling a module)."""
+        if not isinstance(node, cst.Call):
+            return None
+        facts = self.facts
+        func = node.func
+        qualname = facts.qualname(func)
+        if qualname in FUNCTIONS:
+            return Activation(FUNCTIONS[qualname], (node,), _code(facts, func))
+        if qualname in EXP_FUNCTIONS or qualname in LOG_FUNCTIONS:
+            table = EXP_OF if qualname in EXP_FUNCTIONS else LOG_OF
+            return self._transformed(node, argument(node, 0, "input"), table, func, depth)
+        if qualname is None and isinstance(func, cst.Attribute) and self._tensor_receiver(node):
+            method = func.attr.value
+            if method in METHODS and _tensor_method_arguments(node, method):
+                return Activation(METHODS[method], (node,), f"`.{method}()`")
+            if method in ("exp", "log"):
+                table = EXP_OF if method == "exp" else LOG_OF
+                return self._transformed(node, func.value, table, None, depth)
+        # Calling a module instance the value flow kept as a leaf (``self.act(x)``).
+        if qualname is None:
+            return self._called_module(func)
+        return None
+
+    def _transformed(self, node, inner, table, func, depth) -> Activation | None:
+        """``exp``/``log`` of another activation's output."""
+        if inner is None:
+            return None
+        found = self.activation(inner, depth + 1)
+        if found is None or found.kind not in table:
+            return None
+        name = _code(self.facts, func) if func is not None else f"`.{node.func.attr.value}()`"
+        return Activation(table[found.kind], (node,), f"{name} of {found.label}")
+
+    def _tensor_receiver(self, call: cst.Call) -> bool:
+        """``x.softmax(1)`` is a tensor method unless ``x`` is ``self``, an import or
+        an instance of an in-module class (whose own ``softmax`` method it would be)."""
+        receiver = call.func.value
+        facts = self.facts
+        if isinstance(receiver, cst.Name):
+            method = facts.tree.function_of(call)
+            if method is not None and facts.tree.class_of(method) is not None:
+                if receiver.value == first_param(method):
+                    return False
+        if facts.qualname(receiver) is not None:
+            return False
+        return facts.values.instance_class(receiver) is None
+
+    def _called_module(self, func: cst.CSTNode) -> Activation | None:
+        """``self.act(x)`` / ``nn.Softmax(dim=1)(x)``: every value of the callee is the
+        same activation module."""
+        values = self.facts.values
+        leaves = values.origins(func, through=values.module_passthrough)
+        found = []
+        for leaf in leaves:
+            if leaf.path:
+                return None
+            activation = self._module_output(leaf.node)
+            if activation is None:
+                return None
+            found.append(activation)
+        if not found or len({a.kind for a in found}) != 1:
+            return None
+        return Activation(found[0].kind, tuple(a.sources[0] for a in found), found[0].label)
+
+    def _module_output(self, node: cst.CSTNode) -> Activation | None:
+        """The output of calling ``node`` when it is an activation module's construction."""
+        if not isinstance(node, cst.Call):
+            return None
+        qualname = self.facts.qualname(node.func) or ""
+        for prefix in MODULE_PREFIXES:
+            kind = MODULES.get(qualname[len(prefix) :]) if qualname.startswith(prefix) else None
+            if kind is not None:
+                return Activation(kind, (node,), _code(self.facts, node))
+        return None
+
+
+def _tensor_method_arguments(call: cst.Call, method: str) -> bool:
+    """The arguments ``Tensor.<method>`` takes: ``softmax(dim)``/``softmax(dim=1)``, and
+    nothing for ``sigmoid()``/``relu()``. A tensor passed instead (``self.crf.softmax(h)``)
+    means some other object's method."""
+    if method not in (SOFTMAX, LOG_SOFTMAX):
+        return not call.args
+    positional = [a for a in call.args if a.keyword is None]
+    if any(a.keyword is not None and a.keyword.value not in ("dim", "dtype") for a in call.args):
+        return False
+    if len(positional) > 1 or any(a.star for a in positional):
+        return False
+    if not positional:
+        return True
+    value = positional[0].value
+    if isinstance(literal_value(value), int):
+        return True
+    text = dotted(value)
+    return text is not None and "dim" in text.split(".")[-1].lower()
+
+
+def _integer_index(node: cst.Subscript) -> bool:
+    """``x[0]``: the value flow reads it as an element (a tuple's, or a tensor row)."""
+    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return False
+    value = literal_value(node.slice[0].slice.value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _code(facts: ModuleFacts, node: cst.CSTNode) -> str:
+    """The node's code on one line, shortened, in backticks."""
+    text = " ".join(facts.module.code_for_node(node).split())
+    return f"`{text}`" if len(text) <= 40 else f"`{text[:37]}...`"

@@ -1,0 +1,69 @@
+"""DL301 probabilities-into-logit-loss: softmax (or sigmoid) output fed to a loss that
+applies it again.
+
+``nn.CrossEntropyLoss``/``F.cross_entropy`` take raw logits and apply log-softmax
+themselves; ``nn.BCEWithLogitsLoss``/``F.binary_cross_entropy_with_logits`` apply
+sigmoid themselves. A loss call whose input is, by the value flow, the output of
+softmax (resp. sigmoid) squashes the gradients. Losses computed where no gradient
+flows (``torch.no_grad()``, validation and inference code) do not train anything and
+are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dllint.analysis.activations import SIGMOID, SOFTMAX, Activation, activation_of
+from dllint.analysis.evaluation import evaluation_reason
+from dllint.analysis.losses import LossCall
+from dllint.finding import Finding
+from dllint.rule import Rule
+
+# loss kind -> (the activation it applies itself, its module class name)
+LOGIT_LOSSES = {
+    "cross_entropy": (SOFTMAX, "CrossEntropyLoss", "log-softmax"),
+    "bce_with_logits": (SIGMOID, "BCEWithLogitsLoss", "sigmoid"),
+}
+
+
+class ProbabilitiesIntoLogitLoss(Rule):
+    code = "DL301"
+    name = "probabilities-into-logit-loss"
+    summary = "softmax/sigmoid output passed to a loss that expects raw logits"
+    severity = "error"
+    needs = ("softmax", "Softmax", "sigmoid", "Sigmoid")
+
+    def check(self) -> Iterator[Finding]:
+        for loss in self.facts.losses.calls():
+            if loss.kind not in LOGIT_LOSSES:
+                continue
+            applies, _, _ = LOGIT_LOSSES[loss.kind]
+            activation = activation_of(self.facts, loss.input)
+            if activation is None or activation.kind != applies:
+                continue
+            if evaluation_reason(self.facts, loss.call) is not None:
+                continue  # no gradient flows: nothing is trained on it
+            yield self.finding(loss.call, self.message(loss, activation))
+
+    def message(self, loss: LossCall, activation: Activation) -> str:
+        _, class_name, applied = LOGIT_LOSSES[loss.kind]
+        code = self.code_of
+        if loss.functional or loss.callee is loss.call.func:  # F.cross_entropy, nn.X()(...)
+            callee = f"`{code(loss.call.func)}`"
+            name = class_name if not loss.functional else code(loss.call.func).rsplit(".", 1)[-1]
+        else:
+            callee = f"`{code(loss.call.func)}` (nn.{class_name})"
+            name = class_name
+        line = self.facts.span(activation.sources[0])[0][0]
+        kind = activation.kind
+        twice = " (sigmoid then runs twice)" if kind == SIGMOID else ""
+        return (
+            f"{callee} receives `{code(loss.input)}`, the output of {activation.label} "
+            f"(line {line}), but {name} applies {applied} itself{twice}, so the gradients "
+            f"are squashed and training stalls; pass the raw logits and keep {kind} for "
+            f"predictions."
+        )
+
+    def code_of(self, node) -> str:
+        text = " ".join(self.facts.module.code_for_node(node).split())
+        return text if len(text) <= 40 else text[:37] + "..."
