@@ -7,6 +7,9 @@ percent-encoded; in property values ``:`` and ``,`` are too.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from dllint.finding import Finding
 
 COMMANDS = {"error": "error", "warning": "warning", "note": "notice"}
@@ -20,8 +23,21 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def workspace_path(path: str) -> str:
+    """GitHub places annotations by the path from the repository root (the folder the
+    workflow runs in): an absolute path under it is made relative."""
+    if os.path.isabs(path):
+        try:
+            relative = os.path.relpath(path)
+        except ValueError:  # another drive, on Windows
+            return path
+        if not relative.startswith(".."):
+            return Path(relative).as_posix()
+    return path
+
+
 def _properties(finding: Finding) -> list[tuple[str, str]]:
-    props = [("file", finding.path)]
+    props = [("file", workspace_path(finding.path))]
     if finding.cell is None:  # a cell's line is not a line of the .ipynb file
         props += [("line", str(finding.line)), ("col", str(finding.column))]
         if finding.end_line >= finding.line:
