@@ -300,3 +300,8 @@ def test_installed_script_runs_as_a_subprocess(tmp_path):
     assert [d["code"] for d in found if d["path"] == str(bad)] == ["DL001"]
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip() == f"dllint {__version__}"
+
+
+def test_select_all_runs_every_rule(capsys):
+    default = run(capsys, "check", str(DL401), "--format", "json")
+    assert run(capsys, "check", str(DL401), "--format", "json", "--select", "ALL") == default
