@@ -780,9 +780,8 @@ class Data:
     def _subscript_evidence(self, expr: cst.Subscript, path, depth) -> list[Categorical]:
         elements = expr.slice
         if self.names.qualname(expr.value) in INDEX_CONCATENATE:
-            return self._concatenated(
-                [e.slice.value for e in elements if isinstance(e.slice, cst.Index)], depth
-            )
+            parts = [e.slice.value for e in elements if isinstance(e.slice, cst.Index)]
+            return self._concatenated(parts, depth, self._frame(expr))
         if len(elements) != 1:
             return []  # X[:, cols]: a column selection
         index = elements[0].slice

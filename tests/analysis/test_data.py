@@ -382,3 +382,16 @@ def test_a_single_replacement_to_an_integer_is_cleaning_not_encoding(snippet):
     )
     assert used(s, 0) == []
     assert used(s, 1) == [("got a column mapped to integer codes with `.replace`", "df")]
+
+
+def test_np_c_with_one_hot_output(snippet):
+    s = snippet(
+        """
+        import numpy as np
+        from sklearn.preprocessing import OneHotEncoder
+        oh = OneHotEncoder(sparse_output=False).fit_transform(cats)
+        full = np.c_[nums, oh]
+        use(full)
+        """
+    )
+    assert used(s, 0) == [("was concatenated with `OneHotEncoder` output", "full")]
