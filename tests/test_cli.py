@@ -42,6 +42,10 @@ def positive(code: str) -> Path:
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run in-process; ``check`` runs ``--isolated`` so that a ``[tool.dllint]`` this
+    repository may grow cannot change what the fixtures report (test_config covers it)."""
+    if argv[:1] == ("check",):
+        argv = (*argv, "--isolated")
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
@@ -288,7 +292,7 @@ def test_installed_script_runs_as_a_subprocess(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_bytes(b"import torch\nx = (\n")
     result = subprocess.run(
-        [str(script), "check", str(DL401), str(bad), "--format", "json"],
+        [str(script), "check", str(DL401), str(bad), "--format", "json", "--isolated"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -305,3 +309,20 @@ def test_installed_script_runs_as_a_subprocess(tmp_path):
 def test_select_all_runs_every_rule(capsys):
     default = run(capsys, "check", str(DL401), "--format", "json")
     assert run(capsys, "check", str(DL401), "--format", "json", "--select", "ALL") == default
+
+
+def test_a_failing_rule_is_dl002_the_others_still_report_and_exit_is_2(capsys, monkeypatch):
+    dl201 = next(rule for rule in all_rules() if rule.code == "DL201")
+
+    def broken(self):
+        raise ValueError("unexpected node")
+
+    monkeypatch.setattr(dl201, "check", broken)
+    inits = positive("DL201")
+    code, out, err = run(capsys, "check", str(DL401), str(inits), "--format", "json")
+    assert code == 2 and err == ""
+    found = json.loads(out)
+    assert {(d["line"], d["code"]) for d in found if d["path"] == str(DL401)} == markers(DL401)
+    (failure,) = [d for d in found if d["code"] == "DL002"]
+    assert failure["path"] == str(inits)
+    assert "DL201" in failure["message"] and "ValueError: unexpected node" in failure["message"]
