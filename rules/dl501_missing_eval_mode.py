@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from dllint.analysis.modes import TRAIN, Region, modes_of
+from dllint.analysis.modes import BATCH_NORM, DROPOUT, TRAIN, Region, modes_of
 from dllint.analysis.tree import argument
 from dllint.finding import Finding
 from dllint.rule import Rule
@@ -70,6 +70,19 @@ class MissingEvalMode(Rule):
     def _name(self, model: cst.CSTNode) -> str:
         return self.facts.module.code_for_node(model)
 
+    def _effect(self, model: cst.CSTNode) -> str:
+        """What training mode does to evaluation, for the layers this model holds."""
+        kinds = modes_of(self.facts).layer_kinds(model)
+        effects = []
+        if DROPOUT in kinds:
+            effects.append("its dropout stays on")
+        if BATCH_NORM in kinds:
+            effects.append(
+                "batch norm normalises with each batch's statistics and updates its running "
+                "statistics with evaluation data"
+            )
+        return " and ".join(effects) or "its dropout stays on"
+
     def _resume(self, name: str) -> str:
         """The reminder to switch back, where the file also trains."""
         if modes_of(self.facts).trains_anywhere:
@@ -89,16 +102,14 @@ class MissingEvalMode(Rule):
                 where = f"in the evaluation function `{function}()`"
             fix = f"at the start of `{function}()` or before calling it"
         return (
-            f"`{name}` is called {where} while still in training mode, so its dropout "
-            f"stays on and batch-norm statistics are updated with evaluation data; call "
-            f"`{name}.eval()` {fix}{self._resume(name)}."
+            f"`{name}` is called {where} while still in training mode, so "
+            f"{self._effect(model)}; call `{name}.eval()` {fix}{self._resume(name)}."
         )
 
     def _held_out_message(self, model: cst.CSTNode, data: str) -> str:
         name = self._name(model)
         return (
             f"`{name}` is called on held-out data `{data}` inside the training loop while "
-            f"still in training mode, so its dropout stays on and batch-norm statistics are "
-            f"updated with evaluation data; call `{name}.eval()` before it"
-            f"{self._resume(name)}."
+            f"still in training mode, so {self._effect(model)}; call `{name}.eval()` "
+            f"before it{self._resume(name)}."
         )

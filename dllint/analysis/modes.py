@@ -109,6 +109,31 @@ ITERATION_WRAPPERS = {"enumerate", "tqdm", "iter", "zip", "tqdm.tqdm", "tqdm.aut
 MAX_CALLER_DEPTH = 3
 
 
+DROPOUT = "dropout"
+BATCH_NORM = "batch norm"
+
+
+@dataclass(frozen=True)
+class Held:
+    """The mode layers a model holds: the mode they start in (None: none known) and
+    their kinds (dropout, batch norm)."""
+
+    mode: str | None
+    kinds: frozenset = frozenset()
+
+    @staticmethod
+    def combine(parts) -> Held:
+        parts = [p for p in parts if p.mode is not None]
+        if not parts:
+            return NOTHING
+        mode = TRAIN if any(p.mode == TRAIN for p in parts) else EVAL
+        return Held(mode, frozenset().union(*(p.kinds for p in parts)))
+
+
+NOTHING = Held(None)
+PRETRAINED = Held(TRAIN, frozenset({"dropout", "batch norm"}))
+
+
 @dataclass(frozen=True)
 class ModeCall:
     """A call that sets ``target``'s mode: ``mode`` is "train", "eval" or "unknown"."""
@@ -166,8 +191,8 @@ class Modes:
         self.classes = facts.classes
         self.values = facts.values
         self.loops = facts.loops
-        self._layers: dict[cst.CSTNode, str | None] = {}
-        self._class_layers: dict[int, str | None] = {}
+        self._layers: dict[cst.CSTNode, Held] = {}
+        self._class_layers: dict[int, Held] = {}
         self._leaves: dict[cst.CSTNode, frozenset] = {}
         self._callers: dict[cst.FunctionDef, list[cst.Call]] = {}
         self._trains_directly: dict[tuple, bool] = {}
@@ -178,80 +203,97 @@ class Modes:
         """Whether ``model`` holds dropout/batch norm: "train" (layers that start in
         training mode), "eval" (only ``from_pretrained`` models, which start in eval
         mode), or None (none, or unknown)."""
+        return self._held(model).mode
+
+    def layer_kinds(self, model: cst.CSTNode) -> frozenset[str]:
+        """Which mode layers ``model`` holds: {"dropout", "batch norm"} or a part."""
+        return self._held(model).kinds
+
+    def _held(self, model: cst.CSTNode) -> Held:
         if model not in self._layers:
-            self._layers[model] = self._model_layers(model)
+            owner = self._self_class(model)
+            if owner is not None:
+                self._layers[model] = self._class_held(owner, frozenset())
+            else:
+                self._layers[model] = Held.combine(
+                    self._leaf_held(leaf.node)
+                    for leaf in self.values.origins(model, through=self.values.module_passthrough)
+                    if not leaf.path
+                )
         return self._layers[model]
 
-    def _model_layers(self, model: cst.CSTNode) -> str | None:
-        owner = self._self_class(model)
-        if owner is not None:
-            return self.class_layers(owner)
-        kinds = [
-            self._leaf_layers(leaf.node)
-            for leaf in self.values.origins(model, through=self.values.module_passthrough)
-            if not leaf.path
-        ]
-        return _strongest(kinds)
-
-    def class_layers(self, info: ClassInfo, visiting: frozenset = frozenset()) -> str | None:
+    def class_layers(self, info: ClassInfo) -> str | None:
         """Mode layers an in-module class builds in any of its methods (and in the
-        same-module functions and classes they use)."""
+        same-module functions and classes they use), as ``layers`` says them."""
+        return self._class_held(info, frozenset()).mode
+
+    def _class_held(self, info: ClassInfo, visiting: frozenset) -> Held:
         key = id(info)
         if key in self._class_layers:
             return self._class_layers[key]
         if key in visiting:
-            return None
+            return NOTHING
         visiting = visiting | {key}
-        kinds = []
+        found = []
         for cls in info.lineage():
             if any(_is_pretrained_builder(base) for base in cls.base_names if base):
-                kinds.append(TRAIN)
+                found.append(PRETRAINED)
             for method in cls.methods.values():
                 for call in self.loops.reach(method):
-                    kinds.append(self._call_layers(call, visiting))
-        result = _strongest(kinds)
+                    found.append(self._call_held(call, visiting))
+        result = Held.combine(found)
         self._class_layers[key] = result
         return result
 
-    def _leaf_layers(self, node: cst.CSTNode) -> str | None:
+    def _leaf_held(self, node: cst.CSTNode) -> Held:
         info = self.classes.constructed(node)
         if info is not None:
-            return self.class_layers(info)
+            return self._class_held(info, frozenset())
         if not isinstance(node, cst.Call):
-            return None
+            return NOTHING
         if self.names.qualname(node.func) == SEQUENTIAL:
-            return _strongest([self._leaf_layers(layer) for layer in sequential_layers(node)])
-        return self._call_layers(node, frozenset())
+            return Held.combine(self._held(layer) for layer in sequential_layers(node))
+        return self._call_held(node, frozenset())
 
-    def _call_layers(self, call: cst.Call, visiting: frozenset) -> str | None:
+    def _call_held(self, call: cst.Call, visiting: frozenset) -> Held:
         """What one construction or call inside a model contributes."""
         info = self.classes.constructed(call)
         if info is not None:
-            return self.class_layers(info, visiting)
+            return self._class_held(info, visiting)
         qualname = self.names.qualname(call.func)
         if qualname is None:
-            return None
+            return NOTHING
         if _is_pretrained_builder(qualname) or qualname in TIMM_BUILDERS:
-            return TRAIN
+            return PRETRAINED
         if _is_transformers_model(qualname):
-            return EVAL
+            return Held(EVAL, frozenset({DROPOUT}))
         short = _nn_name(qualname)
         if short in DROPOUT_LAYERS:
             p = argument(call, 0, "p")
-            return None if p is not None and literal_value(p) == 0 else TRAIN
+            return (
+                NOTHING
+                if p is not None and literal_value(p) == 0
+                else Held(TRAIN, frozenset({DROPOUT}))
+            )
         if short in BATCHNORM_LAYERS:
             track = keyword(call, "track_running_stats")
-            return None if track is not None and literal_value(track.value) is False else TRAIN
+            if track is not None and literal_value(track.value) is False:
+                return NOTHING
+            return Held(TRAIN, frozenset({BATCH_NORM}))
         if short in INSTANCENORM_LAYERS:
             track = keyword(call, "track_running_stats")
-            return TRAIN if track is not None and literal_value(track.value) is True else None
+            if track is not None and literal_value(track.value) is True:
+                return Held(TRAIN, frozenset({BATCH_NORM}))
+            return NOTHING
         if qualname.startswith("torch.nn.functional."):
-            position = FUNCTIONAL_MODE_OPS.get(qualname.rsplit(".", 1)[1])
+            name = qualname.rsplit(".", 1)[1]
+            position = FUNCTIONAL_MODE_OPS.get(name)
             if position is not None:
                 training = argument(call, position, "training")
                 if training is not None and literal_value(training) is None:
-                    return TRAIN
-        return None
+                    kind = BATCH_NORM if name == "batch_norm" else DROPOUT
+                    return Held(TRAIN, frozenset({kind}))
+        return NOTHING
 
     def _self_class(self, model: cst.CSTNode) -> ClassInfo | None:
         """The class whose instance ``model`` is when it is the method's ``self``."""
@@ -938,13 +980,6 @@ def _string_key(subscript: cst.Subscript) -> str | None:
         return None
     value = literal_value(subscript.slice[0].slice.value)
     return value if isinstance(value, str) and value.isidentifier() else None
-
-
-def _strongest(kinds) -> str | None:
-    kinds = [k for k in kinds if k is not None]
-    if TRAIN in kinds:
-        return TRAIN
-    return EVAL if kinds else None
 
 
 def _nn_name(qualname: str) -> str | None:

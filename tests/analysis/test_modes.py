@@ -438,3 +438,27 @@ def test_held_out_names(snippet):
         None,
         None,
     ]
+
+
+def test_layer_kinds_say_which_layers_a_model_holds(snippet):
+    source = """
+    import torch.nn as nn
+    from torchvision import models
+    drop = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+    norm = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    both = nn.Sequential(drop, norm)
+    resnet = models.resnet18()
+    drop(x); norm(x); both(x); resnet(x)
+    """
+    s, m = modes(snippet, source)
+    kinds = {
+        s.code(call.func): m.layer_kinds(call.func)
+        for call in s.facts.tree.nodes(cst.Call)
+        if s.code(call.func) in ("drop", "norm", "both", "resnet")
+    }
+    assert kinds == {
+        "drop": {"dropout"},
+        "norm": {"batch norm"},
+        "both": {"dropout", "batch norm"},
+        "resnet": {"dropout", "batch norm"},
+    }
