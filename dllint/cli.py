@@ -110,11 +110,12 @@ def _explain(code: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (never raise, never a traceback)."""
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:  # --help, --version, usage errors
-        return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
-    try:
-        return _run(args)
+        return _run(build_parser().parse_args(argv))
+    except SystemExit as exit_:  # --help, --version, usage errors, a command's own exit
+        if exit_.code is None or isinstance(exit_.code, int):
+            return exit_.code or EXIT_CLEAN
+        print(f"dllint: error: {exit_.code}", file=sys.stderr)
+        return EXIT_ERROR
     except (UsageError, ConfigError) as exc:
         print(f"dllint: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
