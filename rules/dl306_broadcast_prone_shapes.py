@@ -9,6 +9,7 @@ Unknown shapes are left to ``dllint trace``, which watches a real training step.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 import libcst as cst
@@ -39,6 +40,8 @@ class BroadcastProneShapes(Rule):
     summary = "an (N, 1) tensor compared with an (N,) tensor broadcasts to (N, N)"
     severity = "error"
     needs = ("Loss", "_loss", "binary_cross_entropy", "mean", "sum")
+
+    _names: dict[str, list[cst.Name]] | None = None
 
     def check(self) -> Iterator[Finding]:
         shapes = Shapes(self.facts)
@@ -102,9 +105,13 @@ class BroadcastProneShapes(Rule):
     def _uses(self, target: cst.Name) -> list[cst.Name]:
         """The names that read the value bound at ``target``."""
         names = self.facts.names
+        if self._names is None:
+            self._names = defaultdict(list)
+            for name in self.facts.tree.nodes(cst.Name):
+                self._names[name.value].append(name)
         found = []
-        for use in self.facts.tree.nodes(cst.Name):
-            if use.value != target.value or use is target:
+        for use in self._names.get(target.value, ()):
+            if use is target:
                 continue
             binding = names.binding_at(use.value, use)
             if binding is not None and binding.node is target:
@@ -114,7 +121,7 @@ class BroadcastProneShapes(Rule):
     # -- messages ---------------------------------------------------------------------
     def _loss_message(self, loss: LossCall, first: Shape, second: Shape) -> str:
         code = self._code
-        if loss.functional:
+        if loss.functional or loss.call.func is loss.callee:
             who = f"`{code(loss.call.func)}`"
         else:
             who = f"`{code(loss.call.func)}` ({code(loss.callee.func)})"

@@ -115,7 +115,7 @@ SIZE_THIRD_FACTORIES = frozenset(
 RANGES = frozenset(
     {
         "torch.arange", "torch.linspace", "torch.logspace", "torch.randperm",
-        "numpy.arange", "numpy.linspace", "numpy.logspace",
+        "numpy.arange", "numpy.linspace", "numpy.logspace", "numpy.random.permutation",
     }
 )  # fmt: skip
 LIKE = frozenset(
@@ -143,11 +143,19 @@ SUBSETS = frozenset(
     }
 )  # fmt: skip
 TRAIN_TEST_SPLIT = "sklearn.model_selection.train_test_split"
-FRAME_METHODS = frozenset(
+FRAME_MAKERS = frozenset(
+    {
+        "read_csv", "read_parquet", "read_excel", "read_json", "read_feather", "read_pickle",
+        "read_sql", "read_table", "read_stata", "DataFrame", "concat", "merge", "get_dummies",
+    }
+)  # fmt: skip
+# Methods that keep a Series a Series and a frame a frame (rows may go, columns stay).
+PANDAS_METHODS = frozenset(
     {
         "dropna", "fillna", "copy", "reset_index", "sort_values", "sort_index",
         "drop_duplicates", "drop", "astype", "sample", "head", "tail", "query", "assign",
         "rename", "set_index", "interpolate", "ffill", "bfill", "replace", "select_dtypes",
+        "map", "clip", "abs", "round", "shift", "diff", "pct_change",
     }
 )  # fmt: skip
 
@@ -413,9 +421,9 @@ class Shapes:
         return None
 
     def _subscript(self, node: cst.Subscript) -> Shape | None:
-        series = self._pandas_columns(node)
-        if series == 0:
-            return Shape(FLAT, node)
+        columns = self._pandas_columns(node)
+        if columns is not None:
+            return Shape((FLAT, COLUMN, MATRIX)[columns], node)
         parts = [element.slice for element in node.slice]
         if len(parts) == 1:
             inner = self.of(node.value)
@@ -423,8 +431,8 @@ class Shapes:
                 return None
             if isinstance(parts[0], cst.Slice) and inner.kind in (FLAT, COLUMN, MATRIX):
                 return inner  # y[:800]
-            if isinstance(parts[0], cst.Index) and inner.kind == FLAT:
-                # y[perm] with a 1-D index (not y[i], a number): still 1-D
+            if isinstance(parts[0], cst.Index) and inner.kind in (FLAT, COLUMN):
+                # y[perm] with a 1-D index (not y[i], a number, nor a 2-D mask): same rank
                 index = self.of(parts[0].value)
                 return inner if index is not None and index.kind == FLAT else None
             return None
@@ -459,74 +467,73 @@ class Shapes:
         return Shape(COLUMN if columns == 1 else MATRIX, node)
 
     def _pandas_columns(self, expr) -> int | None:
-        """0 for a Series, 1 for a one-column frame, 2 for another frame, None if unknown.
-
-        ``df["y"]``, ``df.loc[:, "y"]`` and ``df.iloc[:, -1]`` are Series; ``df[["y"]]``
-        is a one-column frame."""
-        if isinstance(expr, cst.Subscript):
-            parts = [element.slice for element in expr.slice]
-            base = expr.value
-            if len(parts) == 1 and isinstance(parts[0], cst.Index):
-                columns = _column_key(parts[0].value, "loc")
-                if columns is not None and self._is_frame(base):
-                    return columns
-            if (
-                len(parts) == 2
-                and _is_full_slice(parts[0])
-                and isinstance(parts[1], cst.Index)
-                and isinstance(base, cst.Attribute)
-                and base.attr.value in ("loc", "iloc")
-            ):
-                columns = _column_key(parts[1].value, base.attr.value)
-                if columns is not None and self._is_frame(base.value):
-                    return columns
-        if self._is_frame(expr):
-            return 2
-        return None
-
-    def _is_frame(self, expr) -> bool:
-        """Every value ``expr`` may hold is a pandas DataFrame made in this file."""
+        """What a pandas value made in this file is: 0 a Series, 1 a one-column frame,
+        2 another frame; None when it is not known to be pandas."""
         if self._depth > MAX_DEPTH:
-            return False
+            return None
         self._depth += 1
         try:
             leaves = self.values.origins(expr)
-            return bool(leaves) and all(self._frame_leaf(leaf) for leaf in leaves)
+            found = {self._pandas_leaf(leaf) for leaf in leaves}
         finally:
             self._depth -= 1
+        return found.pop() if len(found) == 1 and None not in found else None
 
-    def _frame_leaf(self, leaf: Value) -> bool:
+    def _pandas_leaf(self, leaf: Value) -> int | None:
         node, path = leaf.node, leaf.path
         if path:
             if len(path) == 1 and path[0][0] == ITEM and isinstance(node, cst.Call):
                 if self.facts.qualname(node.func) == TRAIN_TEST_SPLIT:
-                    arrays = [a.value for a in node.args if a.keyword is None]
+                    arrays = [a.value for a in node.args if a.keyword is None and not a.star]
                     index = path[0][1] // 2
-                    return 0 <= index < len(arrays) and self._is_frame(arrays[index])
-            return False
+                    if 0 <= index < len(arrays):
+                        return self._pandas_columns(arrays[index])
+            return None
         if isinstance(node, cst.Call):
             qualname = self.facts.qualname(node.func) or ""
-            if qualname.startswith("pandas.") and qualname.rsplit(".", 1)[-1] in (
-                "read_csv", "read_parquet", "read_excel", "read_json", "read_feather",
-                "read_pickle", "read_sql", "read_table", "DataFrame", "concat", "merge",
-            ):  # fmt: skip
-                return True
+            if qualname.startswith("pandas."):
+                name = qualname.rsplit(".", 1)[-1]
+                if name == "Series":
+                    return 0
+                return 2 if name in FRAME_MAKERS else None
             func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in FRAME_METHODS:
-                return self._is_frame(func.value)
-            return False
-        if isinstance(node, cst.Subscript) and len(node.slice) == 1:
-            index = node.slice[0].slice
-            base = node.value
-            if isinstance(base, cst.Attribute) and base.attr.value in ("iloc", "loc"):
-                return isinstance(index, cst.Slice) and self._is_frame(base.value)
-            if isinstance(index, cst.Slice):
-                return self._is_frame(base)
-            if isinstance(index, cst.Index) and isinstance(index.value, cst.List):
-                return len(index.value.elements) > 1 and self._is_frame(base)
-            if isinstance(index, cst.Index) and _is_mask(index.value):
-                return self._is_frame(base)
-        return False
+            if isinstance(func, cst.Attribute) and func.attr.value in PANDAS_METHODS:
+                return self._pandas_columns(func.value)
+            return None
+        if isinstance(node, cst.Subscript):
+            return self._pandas_subscript(node)
+        return None
+
+    def _pandas_subscript(self, node: cst.Subscript) -> int | None:
+        """Column selection (``df["y"]``, ``df[["y"]]``, ``df.loc[:, "y"]``,
+        ``df.iloc[:, -1]``) or row selection (``df[mask]``, ``df.iloc[:800]``)."""
+        parts = [element.slice for element in node.slice]
+        base = node.value
+        accessor = base.attr.value if isinstance(base, cst.Attribute) else None
+        if accessor in ("loc", "iloc"):
+            frame = base.value
+            if len(parts) == 2 and _is_full_slice(parts[0]) and isinstance(parts[1], cst.Index):
+                columns = _column_key(parts[1].value, accessor)
+                return columns if columns is not None and self._is_frame(frame) else None
+            if len(parts) == 1 and isinstance(parts[0], cst.Slice):
+                return self._pandas_columns(frame)  # rows
+            return None
+        if len(parts) != 1:
+            return None
+        part = parts[0]
+        if isinstance(part, cst.Slice):
+            return self._pandas_columns(base)  # rows
+        if isinstance(part, cst.Index):
+            columns = _column_key(part.value, "loc")
+            if columns is not None:
+                return columns if self._is_frame(base) else None
+            if _is_mask(part.value):
+                return self._pandas_columns(base)  # rows
+        return None
+
+    def _is_frame(self, expr) -> bool:
+        """Every value ``expr`` may hold is a pandas DataFrame made in this file."""
+        return self._pandas_columns(expr) in (1, 2)
 
     # -- model outputs, batches, items ------------------------------------------------
     def _called_layer(self, call: cst.Call) -> Shape | None:
@@ -637,6 +644,8 @@ class Shapes:
             if dataset is None or keyword(node, "collate_fn") is not None:
                 return None
             return self._collated(dataset, rest)
+        if self._is_splitter_split(node) and len(rest) == 1 and rest[0][0] == ITEM:
+            return Shape(FLAT, node)  # for train_idx, test_idx in kf.split(X)
         if isinstance(node.func, cst.Name) and node.func.value in ("enumerate", "zip"):
             if qualname is not None or not rest or rest[0][0] != ITEM:
                 return None
@@ -654,6 +663,19 @@ class Shapes:
                 [self._leaf(leaf) for leaf in self._origins(source, ((ITER,),) + rest[1:])]
             )
         return None
+
+    def _is_splitter_split(self, call: cst.Call) -> bool:
+        """``kf.split(X)`` of a scikit-learn splitter: it yields 1-D index arrays."""
+        func = call.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "split":
+            return False
+        leaves = self.values.origins(func.value)
+        return bool(leaves) and all(
+            not leaf.path
+            and isinstance(leaf.node, cst.Call)
+            and (self.facts.qualname(leaf.node.func) or "").startswith("sklearn.model_selection.")
+            for leaf in leaves
+        )
 
     def _collated(self, dataset: cst.CSTNode, rest: tuple) -> Shape | None:
         """Element ``rest`` of a batch of ``dataset``: ``TensorDataset(X, y)`` batches of
