@@ -29,6 +29,8 @@ class MissingZeroGrad(Rule):
         uncleared: dict[cst.Call, tuple[OptimizerStep, TrainingLoop]] = {}
         for loop in training.training_loops:
             for step in loop.steps:
+                if training.constructed_in(loop.loop, step.optimizer):
+                    continue  # rebuilt every iteration: DL406's finding, not this one
                 if not training.clears_in(loop.loop, step.optimizer):
                     uncleared.setdefault(step.call, (step, loop))
                     if self.facts.tree.contains(loop.loop, step.call):

@@ -639,11 +639,23 @@ class Training:
     @cached_property
     def training_loops(self) -> list[TrainingLoop]:
         found = []
+        if not self.backward_calls:
+            return found
         for loop in self.facts.loops.all():
             training = self.training_loop(loop)
             if training is not None:
                 found.append(training)
         return found
+
+    def constructed_in(self, root: cst.CSTNode, optimizer: Optimizer) -> bool:
+        """Whether ``optimizer`` is built inside ``root``'s reach (afresh every iteration
+        of a loop: often with a fresh model too, so nothing carries over)."""
+        tree = self.facts.tree
+        return any(
+            tree.contains(region, construction)
+            for construction in optimizer.constructions
+            for region in self.regions(root)
+        )
 
     def clears_in(self, root: cst.CSTNode, optimizer: Optimizer) -> bool:
         """Whether anything in ``root``'s reach clears ``optimizer``'s gradients."""

@@ -270,3 +270,20 @@ def test_training_loops_and_clearing_in_helpers_and_closures(snippet):
     assert training.clears_in(loops[0], first.steps[0].optimizer)  # via the closure
     second = found[loops[1]]
     assert not training.clears_in(loops[1], second.steps[0].optimizer)
+
+
+def test_an_optimizer_built_inside_the_loop_is_constructed_in_it(snippet):
+    s = snippet(
+        torch_code(
+            """
+            for lr in (0.1, 0.01):
+                model = nn.Linear(2, 1)
+                opt = optim.SGD(model.parameters(), lr=lr)
+                model(x).sum().backward()
+                opt.step()
+            """
+        )
+    )
+    training = s.facts.training
+    (loop,) = training.training_loops
+    assert training.constructed_in(loop.loop, loop.steps[0].optimizer)

@@ -133,3 +133,18 @@ def test_recursive_definitions_terminate(snippet):
         """
     )
     assert s.origins("y", cst.Name, 0)  # a leaf, and no RecursionError
+
+
+def test_origins_of_a_recursive_walk_terminate(snippet):
+    # v -> result.items() -> result (a parameter) -> the call site's v -> ...
+    s = snippet(
+        """
+        class Model:
+            def count(self, result, n=0):
+                for k, v in result.items():
+                    n += self.count(v)
+                return n
+        """
+    )
+    leaves = s.origins("v", cst.Name, 1)
+    assert leaves
