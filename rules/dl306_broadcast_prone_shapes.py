@@ -16,6 +16,7 @@ import libcst as cst
 
 from dllint.analysis.losses import ELEMENTWISE, LossCall
 from dllint.analysis.shapes import COLUMN, FLAT, Shape, Shapes
+from dllint.analysis.tree import literal_value
 from dllint.finding import Finding
 from dllint.rule import Rule
 
@@ -30,7 +31,6 @@ REDUCING_METHODS = frozenset({"mean", "sum", "nanmean", "nansum"})
 REDUCING_FUNCTIONS = frozenset(
     {"torch.mean", "torch.sum", "torch.nanmean", "torch.nansum", "numpy.mean", "numpy.sum"}
 )
-EXPANDING_METHODS = frozenset({"unsqueeze", "view", "reshape", "expand_dims"})
 MAX_HOPS = 6
 
 
@@ -57,7 +57,9 @@ class BroadcastProneShapes(Rule):
             if self._deliberate(operation) or not self._feeds_reduction(operation, 0):
                 continue
             pair = _mismatch(shapes.of(operation.left), shapes.of(operation.right))
-            if pair is not None and (pair[0].from_model or pair[1].from_model):
+            if pair is not None and any(side.from_model for side in pair):
+                if any(_constant(side) for side in pair):
+                    continue
                 yield self.finding(operation, self._arithmetic_message(operation, *pair))
 
     # -- arithmetic -------------------------------------------------------------------
@@ -185,8 +187,14 @@ def _mismatch(first: Shape | None, second: Shape | None) -> tuple[Shape, Shape] 
 def _expanded_inline(expr: cst.CSTNode) -> bool:
     """The operand itself is ``x.unsqueeze(1)``, ``x[:, None]`` or ``x.view(-1, 1)``."""
     while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
-        if expr.func.attr.value in EXPANDING_METHODS:
+        method = expr.func.attr.value
+        if method in ("unsqueeze", "expand_dims"):
             return True
+        if method in ("view", "reshape"):
+            sizes = [a.value for a in expr.args]
+            if len(sizes) == 1 and isinstance(sizes[0], (cst.Tuple, cst.List)):
+                sizes = [e.value for e in sizes[0].elements]
+            return len(sizes) == 2 and literal_value(sizes[-1]) == 1
         if expr.func.attr.value not in ("float", "double", "to", "cuda", "detach"):
             return False
         expr = expr.func.value
@@ -198,6 +206,11 @@ def _expanded_inline(expr: cst.CSTNode) -> bool:
             for element in expr.slice
         )
     return False
+
+
+def _constant(shape: Shape) -> bool:
+    """``torch.tensor([1.0, 2.0, 0.5])``: per-class or per-feature weights, not a batch."""
+    return isinstance(shape.evidence, (cst.List, cst.ListComp))
 
 
 def _is_builtin_abs(call: cst.Call, facts) -> bool:

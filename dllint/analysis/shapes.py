@@ -502,6 +502,12 @@ class Shapes:
             return None
         if isinstance(node, cst.Subscript):
             return self._pandas_subscript(node)
+        if isinstance(node, cst.BinaryOperation):
+            # (price - price.mean()) / price.std(): a Series stays a Series
+            left, right = self._pandas_columns(node.left), self._pandas_columns(node.right)
+            if left is None or right is None or left == right:
+                return right if left is None else left
+            return None
         return None
 
     def _pandas_subscript(self, node: cst.Subscript) -> int | None:
@@ -835,7 +841,8 @@ def _sized(call: cst.Call, sizes: list, shapes: Shapes) -> Shape | None:
     if not sizes or not all(_is_int_expr(size, shapes) for size in sizes):
         return None
     if len(sizes) == 1:
-        return Shape(FLAT, call)
+        # torch.zeros(1) (a learnable bias, a pos_weight) broadcasts like a number
+        return Shape(SCALAR if literal_value(sizes[0]) == 1 else FLAT, call)
     if len(sizes) == 2 and literal_value(sizes[0]) != 1:
         return Shape(COLUMN if literal_value(sizes[1]) == 1 else MATRIX, call)
     return None
@@ -882,7 +889,7 @@ def _list_literal(node: cst.List | cst.ListComp) -> Shape | None:
     if not elements or any(isinstance(e, cst.StarredElement) for e in node.elements):
         return None
     if all(_is_number(e) for e in elements):
-        return Shape(FLAT, node)
+        return Shape(FLAT if len(elements) > 1 else SCALAR, node)
     if all(isinstance(e, (cst.List, cst.Tuple)) for e in elements):
         widths = {len(e.elements) for e in elements}
         numbers = all(_is_number(i.value) for e in elements for i in e.elements)
