@@ -72,7 +72,7 @@ SAME_ORDER_METHODS = {
     "to", "cuda", "cpu", "numpy", "tolist", "contiguous", "clone", "detach",
 }  # fmt: skip
 SAME_ORDER_ATTRIBUTES = {"values", "T", "data", "array"}
-INDEX_SELECT = {"index_select", "take"}
+INDEX_SELECT = {"index_select", "take", "reindex"}
 
 # Calls that take features and labels together (a pair used together is a pair).
 TOGETHER_CALLS = {
@@ -202,7 +202,10 @@ class Data:
     def shuffles(self) -> list[Shuffle]:
         """Every random reordering in the module, in textual order."""
         found = []
+        spellings = self._spellings({"shuffle", "permutation", "randperm", "sample"})
         for call in self.tree.nodes(cst.Call):
+            if call_name(call) not in spellings:
+                continue  # cheap filter before resolving names
             event = self._shuffle(call)
             if event is not None:
                 found.append(event)
@@ -228,6 +231,22 @@ class Data:
                 if named_pair(a, b):
                     return a, b
         return self._used_together(first, second)
+
+    def _spellings(self, names: set[str]) -> set[str]:
+        """``names`` plus the local aliases imports give them (``shuffle as skshuffle``)."""
+        found = set(names)
+        for node in self.tree.nodes(cst.ImportFrom):
+            if isinstance(node.names, cst.ImportStar):
+                continue
+            for alias in node.names:
+                if (
+                    isinstance(alias.name, cst.Name)
+                    and alias.name.value in names
+                    and alias.asname is not None
+                    and isinstance(alias.asname.name, cst.Name)
+                ):
+                    found.add(alias.asname.name.value)
+        return found
 
     def _shuffle(self, call: cst.Call) -> Shuffle | None:
         qualname = self.names.qualname(call.func)
@@ -694,7 +713,12 @@ class Data:
     def scaler_fits(self) -> list[ScalerFit]:
         """Every scaler ``fit``/``fit_transform`` and scaling-function call, with its input."""
         found = []
+        spellings = self._spellings(
+            {q.rsplit(".", 1)[1] for q in SCALE_FUNCTIONS} | set(FIT_METHODS)
+        )
         for call in self.tree.nodes(cst.Call):
+            if call_name(call) not in spellings:
+                continue  # cheap filter before resolving names
             func = call.func
             qualname = self.names.qualname(func)
             if qualname in SCALE_FUNCTIONS:

@@ -395,3 +395,13 @@ def test_np_c_with_one_hot_output(snippet):
         """
     )
     assert used(s, 0) == [("was concatenated with `OneHotEncoder` output", "full")]
+
+
+def test_reindex_with_a_permutation_reorders_the_frame(snippet):
+    s = snippet(
+        """
+        import numpy as np
+        df = df.reindex(np.random.permutation(df.index))
+        """
+    )
+    assert shuffles(s) == [("np.random.permutation(df.index)", "index", ["df"], None)]
