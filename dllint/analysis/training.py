@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from dllint.analysis.names import ITER
-from dllint.analysis.tree import argument, call_name, dotted
+from dllint.analysis.tree import argument, call_name, dotted, literal_value
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -113,7 +113,9 @@ AUTOGRAD_BACKWARD = "torch.autograd.backward"
 MODEL_PREFIXES = ("torch.nn.", "torchvision.models.", "timm.", "transformers.")
 
 # In-place tensor methods that wipe a ``.grad`` they are called on.
-GRAD_RESET_METHODS = frozenset({"zero_", "detach_", "fill_", "mul_", "requires_grad_"})
+GRAD_RESET_METHODS = frozenset({"zero_", "detach_"})
+# ... and those that do with a literal 0 (``p.grad.mul_(1 / k)`` only rescales).
+GRAD_RESET_WITH_ZERO = frozenset({"fill_", "mul_"})
 LIST_MUTATORS = frozenset({"append", "extend", "insert", "update", "add", "__iadd__"})
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 
@@ -557,11 +559,13 @@ class Training:
             )
         if isinstance(node, cst.Call):
             func = node.func
-            return (
-                isinstance(func, cst.Attribute)
-                and func.attr.value in GRAD_RESET_METHODS
-                and _mentions_grad(func.value)
-            )
+            if not isinstance(func, cst.Attribute) or not _mentions_grad(func.value):
+                return False
+            method = func.attr.value
+            if method in GRAD_RESET_WITH_ZERO:
+                value = argument(node, 0)
+                return value is not None and literal_value(value) == 0
+            return method in GRAD_RESET_METHODS
         return False
 
     def clears(self, node: cst.CSTNode, optimizer: Optimizer) -> bool:

@@ -223,7 +223,14 @@ def test_each_optimizer_has_its_own_clearing(snippet, clearing, clears_d, clears
 
 @pytest.mark.parametrize(
     "statement",
-    ["p.grad = None", "p.grad.zero_()", "p.grad.data.zero_()", "p.grad.detach_()", "del p.grad"],
+    [
+        "p.grad = None",
+        "p.grad.zero_()",
+        "p.grad.data.zero_()",
+        "p.grad.detach_()",
+        "del p.grad",
+        "p.grad.data.fill_(0)",
+    ],
 )
 def test_grad_resets_clear_every_optimizer(snippet, statement):
     s = snippet(HEADER + statement + "\n")
@@ -232,9 +239,13 @@ def test_grad_resets_clear_every_optimizer(snippet, statement):
     assert s.facts.training.is_grad_reset(target)
 
 
-def test_clip_grad_norm_is_not_a_grad_reset(snippet):
-    s = snippet(HEADER + "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n")
-    call = s.facts.calls()[0]
+@pytest.mark.parametrize(
+    "text",
+    ["torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)", "p.grad.data.mul_(1.0 / k)"],
+)
+def test_rescaling_gradients_is_not_a_grad_reset(snippet, text):
+    s = snippet(HEADER + text + "\n")
+    call = s.find(text, cst.Call)
     assert not s.facts.training.is_grad_reset(call)
 
 
