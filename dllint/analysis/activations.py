@@ -58,6 +58,7 @@ FUNCTIONS = {
 }
 MODULES = {
     "Softmax": SOFTMAX,
+    "Softmax2d": SOFTMAX,
     "LogSoftmax": LOG_SOFTMAX,
     "Sigmoid": SIGMOID,
     "LogSigmoid": LOGSIGMOID,
@@ -178,6 +179,8 @@ class _Finder:
         if binding is None or binding.kind != "assign":
             return False
         tree = self.facts.tree
+        if tree.scope_of(binding.node) is not tree.scope_of(name):
+            return False  # a global read in a function: the branch ran before the call
         for ancestor in tree.ancestors(binding.node):
             if isinstance(ancestor, (cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Module)):
                 return False

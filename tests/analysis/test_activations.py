@@ -116,10 +116,16 @@ def test_conditional_reassignment_is_unknown(snippet):
     def g(x):
         x = F.softmax(x, dim=1)
         return x
-    use(forward(z, True), g(z))
+    def h():
+        return probs
+    use(forward(z, True), g(z), h())
+    if __name__ == "__main__":
+        probs = F.softmax(z, dim=1)
     """
     assert kind(snippet, source, "forward(z, True)") is None
     assert kind(snippet, source, "g(z)") == "softmax"
+    # A global read inside a function: the branch that binds it ran before the call.
+    assert kind(snippet, source, "h()") == "softmax"
 
 
 def test_shadowed_and_non_tensor_softmax_are_not_torch(snippet):
