@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("code")
+    from dllint.runtime.cli import add_trace_arguments
+
+    add_trace_arguments(commands.add_parser("trace", help="run one training step, check shapes"))
     return parser
 
 
@@ -137,6 +140,10 @@ def _run(args: argparse.Namespace) -> int:
         return _write(_explain(args.code), EXIT_CLEAN)
     if args.command == "check":
         return _check(args)
+    if args.command == "trace":
+        from dllint.runtime.cli import run_trace
+
+        return run_trace(args)
     build_parser().print_help(sys.stderr)
     return EXIT_ERROR
 

@@ -1,0 +1,144 @@
+"""``dllint trace``: run one training step, then confirm or refute the DL306 findings.
+
+This module is imported by ``dllint.cli`` to build the parser, so it must not import
+torch: the runner is imported only when the command runs, after checking that torch
+is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+
+from dllint.finding import Finding
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+INSTALL = 'dllint trace needs PyTorch: pip install "dllint[trace]"'
+FORMATS = ("text", "json")
+
+
+class TraceUsageError(Exception):
+    """A ``dllint trace`` command line that cannot run."""
+
+
+def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``dllint trace SCRIPT [options] [-- SCRIPT_ARGS...]``.
+
+    Everything from SCRIPT on is taken verbatim (argparse would drop a ``--`` the
+    script itself may need) and split by ``split_command``.
+    """
+    parser.description = (
+        "Run SCRIPT (it executes your code) until its first optimizer step, recording "
+        "the shapes of elementwise operations and losses, then mark each DL306 finding "
+        "confirmed, refuted or not-reached. Arguments for SCRIPT go after `--`."
+    )
+    _add_options(parser)
+    parser.add_argument(
+        "command_line", nargs=argparse.REMAINDER, metavar="SCRIPT [-- SCRIPT_ARGS ...]"
+    )
+
+
+def _add_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--format", choices=FORMATS, default=default or "text")
+    parser.add_argument(
+        "--steps",
+        type=_positive,
+        default=default or 1,
+        metavar="N",
+        help="optimizer steps to run before stopping (default 1)",
+    )
+    parser.add_argument(
+        "--funny-batch",
+        action="store_true",
+        default=default or False,
+        help="make DataLoader batches 7 long, so the batch axis cannot hide behind another",
+    )
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+class _OptionsParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise TraceUsageError(message)
+
+
+def split_command(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(script, script arguments); options between SCRIPT and ``--`` update ``args``."""
+    words = list(args.command_line)
+    if words and words[0] == "--":
+        words = words[1:]
+        if not words:
+            raise TraceUsageError("missing SCRIPT")
+        return words[0], words[1:]
+    if not words:
+        raise TraceUsageError("missing SCRIPT (dllint trace SCRIPT [-- SCRIPT_ARGS ...])")
+    script, rest = words[0], words[1:]
+    if "--" in rest:
+        cut = rest.index("--")
+        options, script_args = rest[:cut], rest[cut + 1 :]
+    else:
+        options, script_args = rest, []
+    if options:
+        parser = _OptionsParser(prog="dllint trace", add_help=False)
+        _add_options(parser, suppress=True)
+        _, unknown = parser.parse_known_args(options, namespace=args)
+        if unknown:
+            raise TraceUsageError(
+                f"unrecognized arguments: {' '.join(unknown)} "
+                "(arguments for the script go after `--`)"
+            )
+    return script, script_args
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    """``dllint trace``: exit 1 if anything is confirmed or found at run time, 0 when
+    nothing is, 2 when the script could not run (or torch is missing)."""
+    try:
+        script, script_args = split_command(args)
+    except TraceUsageError as exc:
+        print(f"dllint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not torch_available():
+        print(f"dllint: error: {INSTALL}", file=sys.stderr)
+        return EXIT_ERROR
+    if not os.path.isfile(script):
+        print(f"dllint: error: {script}: no such file", file=sys.stderr)
+        return EXIT_ERROR
+    from dllint.runtime.report import report
+
+    return report(script, script_args, args.steps, args.funny_batch, args.format)
+
+
+def display_path(path: str) -> str:
+    """A path as findings show it: relative to the working folder when inside it."""
+    path = os.path.abspath(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
+def finding_json(traced) -> dict:
+    return traced.to_json()
+
+
+def dump_json(traced: list) -> str:
+    return json.dumps([finding_json(t) for t in traced], indent=2) + "\n"
+
+
+def location(finding: Finding) -> str:
+    return f"{finding.path}:{finding.line}:{finding.column}"
