@@ -604,13 +604,13 @@ class Shapes:
         return False
 
     def _raised_before(self, layer: cst.Call) -> bool:
-        """An earlier layer of the Sequential holding ``layer`` adds an axis (and no
-        ``nn.Flatten`` removes it again)."""
+        """``layer`` or an earlier layer of the Sequential holding it adds an axis (and
+        no ``nn.Flatten`` removes it again)."""
         layers = self._sequential_of(layer)
         if not layers:
             return False
         position = next((i for i, node in enumerate(layers) if node is layer), 0)
-        for earlier in reversed(layers[:position]):
+        for earlier in reversed(layers[: position + 1]):
             qualname = self.facts.qualname(earlier.func) if isinstance(earlier, cst.Call) else None
             if qualname == "torch.nn.Flatten":
                 return False
@@ -1010,15 +1010,14 @@ def _column_key(key: cst.CSTNode, accessor: str) -> int | None:
 
 
 def _uses_only(expr: cst.CSTNode, name: str) -> bool:
-    """``idx`` or ``idx + k`` (an int position derived from the ``__getitem__`` index)."""
+    """``idx``, ``idx + 1`` or ``i + self.window``: one position derived from the
+    ``__getitem__`` index."""
     if isinstance(expr, cst.Name):
         return expr.value == name
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
+        offset = (cst.Name, cst.Attribute, cst.Integer)
         left, right = expr.left, expr.right
-        return (
-            (_uses_only(left, name) and _is_number(right))
-            or (_is_number(left) and _uses_only(right, name))
-            or (_uses_only(left, name) and isinstance(right, cst.Name))
-            or (isinstance(left, cst.Name) and _uses_only(right, name))
+        return (_uses_only(left, name) and isinstance(right, offset)) or (
+            isinstance(left, offset) and _uses_only(right, name)
         )
     return False
