@@ -639,19 +639,16 @@ class Data:
         start = self.tree.order[first.call]
         a_names = self._derived(first.values, scope, start)
         b_names = self._derived(second.values, scope, start)
-        for node in self.tree.descendants(scope, cst.Call, cst.Return, cst.Yield):
+        # Returned together is not enough: `return pos_idx, neg_idx` pairs two samples
+        # drawn independently on purpose (detectron2's sampling); a fit/loader is.
+        for node in self.tree.descendants(scope, cst.Call):
             if self.tree.last[node] < self.tree.order[second.call]:
                 continue
-            if self.tree.scope_of(node) is not scope and node is not scope:
+            if self.tree.scope_of(node) is not scope:
                 continue
-            if isinstance(node, cst.Call):
-                if not self._takes_a_pair(node):
-                    continue
-                roots = [self._root(a.value) for a in node.args]
-            else:  # return X, y / yield xb, yb
-                if not isinstance(node.value, (cst.Tuple, cst.List)):
-                    continue
-                roots = [self._root(e.value) for e in node.value.elements]
+            if not self._takes_a_pair(node):
+                continue
+            roots = [self._root(a.value) for a in node.args]
             a = next((r for r in roots if r in a_names), None)
             b = next((r for r in roots if r in b_names and r != a), None)
             if a is not None and b is not None:
