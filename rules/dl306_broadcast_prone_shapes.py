@@ -70,15 +70,15 @@ class BroadcastProneShapes(Rule):
 
     def _feeds_reduction(self, node: cst.CSTNode, hops: int) -> bool:
         """The value of ``node`` reaches ``.mean()``/``.sum()``/``torch.mean(...)``,
-        possibly through ``** 2``, ``abs``, ``.pow(2)``, scaling and one assignment."""
+        possibly through ``** 2``, ``abs``, ``.pow(2)``, more arithmetic and assignments."""
         if hops > MAX_HOPS:
             return False
         parent = self.facts.tree.parent.get(node)
         if isinstance(parent, cst.BinaryOperation):
             if isinstance(parent.operator, cst.Power) and parent.left is node:
                 return self._feeds_reduction(parent, hops + 1)
-            if isinstance(parent.operator, (cst.Multiply, cst.Divide)):
-                return self._feeds_reduction(parent, hops + 1)
+            if isinstance(parent.operator, (cst.Multiply, cst.Divide, cst.Add, cst.Subtract)):
+                return self._feeds_reduction(parent, hops + 1)  # 0.5 * d ** 2, d + eps
             return False
         if isinstance(parent, cst.Attribute) and parent.value is node:
             call = self.facts.tree.parent.get(parent)

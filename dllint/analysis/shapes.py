@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from dllint.analysis.names import CALL, ITEM, ITER
-from dllint.analysis.tree import argument, keyword, literal_value
+from dllint.analysis.tree import argument, dotted, keyword, literal_value
 from dllint.analysis.values import SEQUENTIAL, Value, sequential_layers
 
 COLUMN = "column"
@@ -127,7 +127,7 @@ LIKE = frozenset(
 )  # fmt: skip
 REDUCTIONS = frozenset(
     {
-        "sum", "mean", "std", "var", "prod", "norm", "amax", "amin", "argmax", "argmin",
+        "sum", "mean", "std", "var", "prod", "amax", "amin", "argmax", "argmin",
         "logsumexp", "nansum", "nanmean", "count_nonzero", "all", "any",
     }
 )  # fmt: skip
@@ -168,6 +168,7 @@ class Shapes:
         self.values = facts.values
         self._cache: dict[cst.CSTNode, Shape | None] = {}
         self._depth = 0
+        self._reshaped = _reshaped_in_place(facts)
 
     # -- public -----------------------------------------------------------------------
     def of(self, expr: cst.CSTNode) -> Shape | None:
@@ -216,6 +217,9 @@ class Shapes:
 
     def _through(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """An inner expression with the same shape (``y.float()`` -> ``y``)."""
+        if self._reshaped and isinstance(node, (cst.Name, cst.Attribute)):
+            if dotted(node) in self._reshaped:
+                return UNKNOWN  # y.unsqueeze_(1) somewhere: its shape depends on when
         inner = self.values.module_passthrough(node)
         if inner is not None or not isinstance(node, cst.Call):
             return inner
@@ -812,6 +816,32 @@ class Shapes:
 
 
 # -- helpers ---------------------------------------------------------------------------
+UNKNOWN = cst.Ellipsis()  # a leaf value flow stops at and that has no shape
+IN_PLACE_RESHAPES = frozenset(
+    {"unsqueeze_", "squeeze_", "resize_", "resize", "t_", "transpose_", "swapaxes_", "as_strided_"}
+)
+
+
+def _reshaped_in_place(facts) -> set[str]:
+    """Names (``y``, ``self.y``) whose shape the module changes in place:
+    ``y.unsqueeze_(1)``, ``arr.resize(n, 1)``, ``arr.shape = (-1, 1)``."""
+    found = set()
+    for call in facts.calls():
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in IN_PLACE_RESHAPES:
+            name = dotted(func.value)
+            if name:
+                found.add(name)
+    for assign in facts.tree.nodes(cst.Assign):
+        for target in assign.targets:
+            node = target.target
+            if isinstance(node, cst.Attribute) and node.attr.value == "shape":
+                name = dotted(node.value)
+                if name:
+                    found.add(name)
+    return found
+
+
 def _agree(shapes: list[Shape | None]) -> Shape | None:
     """One shape when every possibility is known and of one kind."""
     if not shapes or any(shape is None for shape in shapes):

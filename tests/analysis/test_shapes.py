@@ -262,3 +262,19 @@ def test_int_value_follows_names_and_constructor_arguments(snippet):
     )
     k = s.find("k", cst.Name, 1)  # the k in nn.Linear(8, k)
     assert Shapes(s.facts).int_value(k) == 1
+
+
+def test_a_tensor_reshaped_in_place_is_unknown(snippet):
+    s = snippet(
+        """
+        import numpy as np
+        import torch
+        y = torch.randn(100)
+        y.unsqueeze_(1)
+        a = np.zeros(100)
+        a.shape = (-1, 1)
+        b = y
+        use(y, a, b)
+        """
+    )
+    assert kinds(s, "y", "a", "b") == [None, None, None]
