@@ -22,6 +22,7 @@ import runpy
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -159,7 +160,10 @@ def _as_main(script: str, argv: Sequence[str]) -> Iterator[None]:
     sys.argv = [script, *argv]
     sys.path.insert(0, os.path.dirname(script))
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            # torch's own warning for a mismatched loss points into the recorder, and the
+            # report says the same thing with the user's line
+            warnings.filterwarnings("ignore", message="Using a target size", category=UserWarning)
             yield
     finally:
         sys.argv = saved_argv
