@@ -7,33 +7,62 @@ walked once however many rules run. Positions (line/column) come from libcst's
 
 from __future__ import annotations
 
+import inspect
+import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
 
 import libcst as cst
+from libcst import MaybeSentinel
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 Scope = cst.Module | cst.FunctionDef | cst.Lambda | cst.ClassDef
 
 
-class _Indexer(cst.CSTVisitor):
-    def __init__(self, index: TreeIndex) -> None:
-        self.index = index
-        self.stack: list[cst.CSTNode] = []
+# A field a node type visits, as libcst's own visiting code names it.
+_VISITED_FIELD = re.compile(r"visit_\w+\(\s*self,\s*\"(\w+)\"")
+_CHILD_FIELDS: dict[type, tuple[str, ...] | None] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        index = self.index
-        index.order[node] = len(index.order)
-        if self.stack:
-            index.parent[node] = self.stack[-1]
-        index.by_type[type(node)].append(node)
-        self.stack.append(node)
-        return True
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.stack.pop()
-        self.index.last[original_node] = len(self.index.order) - 1
+def _child_fields(kind: type) -> tuple[str, ...] | None:
+    """The fields of a node type that hold its children, in textual order.
+
+    Read once per type from libcst's ``_visit_and_replace_children``, which visits
+    them in that order. Walking those fields directly is several times faster than
+    ``module.visit``, which rebuilds (and re-validates) every node it passes.
+    None when libcst's source cannot be read (then ``node.children`` is used).
+    """
+    if kind not in _CHILD_FIELDS:
+        try:
+            source = inspect.getsource(kind._visit_and_replace_children)
+        except (OSError, TypeError):
+            _CHILD_FIELDS[kind] = None
+        else:
+            _CHILD_FIELDS[kind] = tuple(dict.fromkeys(_VISITED_FIELD.findall(source)))
+    return _CHILD_FIELDS[kind]
+
+
+def _index(index: TreeIndex, node: cst.CSTNode, parent: cst.CSTNode | None) -> None:
+    """Record ``node`` and everything under it, in the order ``module.visit`` would."""
+    index.order[node] = len(index.order)
+    if parent is not None:
+        index.parent[node] = parent
+    index.by_type[type(node)].append(node)
+    fields = _child_fields(type(node))
+    if fields is None:
+        for child in node.children:
+            _index(index, child, node)
+        fields = ()
+    for name in fields:
+        value = getattr(node, name)
+        kind = type(value)
+        if kind is tuple or kind is list:
+            for child in value:
+                _index(index, child, node)
+        elif value is not None and kind is not MaybeSentinel:  # a node (isinstance
+            _index(index, value, node)  # on the CSTNode ABC costs a third of the walk)
+    index.last[node] = len(index.order) - 1
 
 
 class TreeIndex:
@@ -45,7 +74,7 @@ class TreeIndex:
         self.last: dict[cst.CSTNode, int] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.by_type: dict[type, list[cst.CSTNode]] = defaultdict(list)
-        module.visit(_Indexer(self))
+        _index(self, module, None)
         self._positions = None
         self._order_lists: dict[type, list[int]] = {}
 
