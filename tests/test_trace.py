@@ -63,6 +63,7 @@ def test_tracing_leaves_deliberate_and_matching_broadcasts_alone():
     assert {event.kind for event in t.events} == {"elementwise", "comparison", "loss", "where"}
 
 
+@pytest.mark.filterwarnings("ignore:Using a target size")
 def test_tracing_sees_losses_comparisons_and_where():
     pred, y = torch.randn(7, 1), torch.randn(7)
     with dllint.trace.tracing() as t:

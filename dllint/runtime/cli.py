@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-from dllint.finding import Finding
-
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 INSTALL = 'dllint trace needs PyTorch: pip install "dllint[trace]"'
 FORMATS = ("text", "json")
@@ -30,6 +28,9 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     Everything from SCRIPT on is taken verbatim (argparse would drop a ``--`` the
     script itself may need) and split by ``split_command``.
     """
+    parser.usage = (
+        "%(prog)s SCRIPT [--format {text,json}] [--steps N] [--funny-batch] [-- SCRIPT_ARGS ...]"
+    )
     parser.description = (
         "Run SCRIPT (it executes your code) until its first optimizer step, recording "
         "the shapes of elementwise operations and losses, then mark each DL306 finding "
@@ -132,13 +133,6 @@ def display_path(path: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
-def finding_json(traced) -> dict:
-    return traced.to_json()
-
-
 def dump_json(traced: list) -> str:
-    return json.dumps([finding_json(t) for t in traced], indent=2) + "\n"
-
-
-def location(finding: Finding) -> str:
-    return f"{finding.path}:{finding.line}:{finding.column}"
+    """The findings with their statuses, in ``dllint check --format json``'s schema."""
+    return json.dumps([t.to_json() for t in traced], indent=2) + "\n"

@@ -84,11 +84,12 @@ def report(script: str, argv: Sequence[str], steps: int, funny_batch: bool, fmt:
 
 
 def format_text(findings: list[TracedFinding]) -> str:
+    """``path:line:col: DL306 [name] status: message``, then the traced shapes."""
     lines = []
     for traced in findings:
         f = traced.finding
-        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} [{f.name}] {traced.status}: ")
-        lines[-1] += f.message
+        where = f"{f.path}:{f.line}:{f.column}"
+        lines.append(f"{where}: {f.code} [{f.name}] {traced.status}: {f.message}")
         if traced.event is not None:
             lines.append(f"    traced: {traced.event.describe()}")
     return "".join(line + "\n" for line in lines)
