@@ -39,7 +39,12 @@ class BroadcastProneShapes(Rule):
     name = "broadcast-prone-shapes"
     summary = "an (N, 1) tensor compared with an (N,) tensor broadcasts to (N, N)"
     severity = "error"
-    needs = ("Loss", "_loss", "binary_cross_entropy", "mean", "sum")
+    needs = (
+        ("torch",),
+        # an elementwise loss, or the nn.Linear(k, 1) head that makes a model output
+        ("MSELoss", "L1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "mse_loss",
+         "l1_loss", "huber_loss", "binary_cross_entropy", "Linear"),
+    )  # fmt: skip
 
     _names: dict[str, list[cst.Name]] | None = None
 
@@ -164,14 +169,17 @@ class BroadcastProneShapes(Rule):
         return f"`{self._operand(column)}.squeeze(1)` or `{self._operand(flat)}.unsqueeze(1)`"
 
     def _operand(self, expr: cst.CSTNode) -> str:
-        text = self._code(expr)
         simple = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
-        return text if isinstance(expr, simple) and not expr.lpar else f"({text.strip('()')})"
+        if isinstance(expr, simple) and not expr.lpar:
+            return self._code(expr)
+        if getattr(expr, "lpar", None):
+            expr = expr.with_changes(lpar=[], rpar=[])
+        return f"({self._code(expr)})"
 
     def _code(self, node: cst.CSTNode) -> str:
         if isinstance(node, cst.BinaryOperation):
             node = node.with_changes(lpar=[], rpar=[])
-        text = " ".join(self.facts.module.code_for_node(node).split())
+        text = " ".join(cst.Module([]).code_for_node(node).split())
         return text if len(text) <= 60 else text[:57] + "..."
 
 
