@@ -9,6 +9,7 @@ import libcst as cst
 
 from dllint.finding import Finding
 from dllint.fixes import Fix
+from dllint.prefilter import Needs, applies
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -17,15 +18,16 @@ if TYPE_CHECKING:
 class Rule:
     """One check. Subclasses set the class attributes and implement ``check``.
 
-    ``needs`` lists tokens a file must contain for the rule to possibly fire; a file
-    holding none of them is not analysed for this rule.
+    ``needs`` lists tokens a file must contain for the rule to possibly fire: any one
+    of ``("a", "b")``, or one of each group of ``(("a", "b"), ("c",))``. A file that
+    can fire no selected rule is not parsed (``dllint.prefilter``).
     """
 
     code: ClassVar[str]
     name: ClassVar[str]
     summary: ClassVar[str]
     severity: ClassVar[str] = "error"
-    needs: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[Needs] = ()
     default_enabled: ClassVar[bool] = True
     fixable: ClassVar[bool] = False  # True when the rule offers fixes for some findings
 
@@ -56,4 +58,5 @@ class Rule:
 
     @classmethod
     def applies_to(cls, text: str) -> bool:
-        return not cls.needs or any(token in text for token in cls.needs)
+        """Can the rule fire on this text? (``dllint.prefilter``; no parse needed.)"""
+        return applies(cls.needs, text)

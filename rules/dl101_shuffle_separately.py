@@ -16,7 +16,7 @@ class ShuffleSeparately(Rule):
     name = "shuffle-separately"
     summary = "features and labels shuffled by two independent random calls"
     severity = "error"
-    needs = ("shuffle", "permutation", "randperm", "sample")
+    needs = ("shuffle", "permutation", "randperm", "frac")  # df.sample(frac=1)
 
     def check(self) -> Iterator[Finding]:
         data = self.facts.data

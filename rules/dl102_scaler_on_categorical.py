@@ -16,7 +16,7 @@ class ScalerOnCategorical(Rule):
         "scaler fit on a whole table that holds one-hot, binary or encoded categorical columns"
     )
     severity = "warning"
-    needs = ("Scaler", "scale", "normalize")
+    needs = (("sklearn",), ("Scaler", "scale", "normalize"))
 
     def check(self) -> Iterator[Finding]:
         data = self.facts.data

@@ -30,7 +30,7 @@ class InitActivationMismatch(Rule):
     name = "init-activation-mismatch"
     summary = "Kaiming init before tanh/sigmoid, or default-gain Xavier init before ReLU"
     severity = "warning"
-    needs = ("kaiming", "xavier")
+    needs = (("kaiming", "xavier"), ("torch",))
 
     def check(self) -> Iterator[Finding]:
         layers = layers_of(self.facts)

@@ -31,7 +31,10 @@ class ProbabilitiesIntoLogitLoss(Rule):
     name = "probabilities-into-logit-loss"
     summary = "softmax/sigmoid output passed to a loss that expects raw logits"
     severity = "error"
-    needs = ("softmax", "Softmax", "sigmoid", "Sigmoid")
+    needs = (
+        ("softmax", "Softmax", "sigmoid", "Sigmoid", "expit"),
+        ("CrossEntropyLoss", "cross_entropy", "BCEWithLogitsLoss"),
+    )
 
     def check(self) -> Iterator[Finding]:
         for loss in self.facts.losses.calls():

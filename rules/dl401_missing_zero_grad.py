@@ -22,7 +22,7 @@ class MissingZeroGrad(Rule):
     name = "missing-zero-grad"
     summary = "optimizer stepped in a loop that never clears its gradients"
     severity = "error"
-    needs = ("backward",)
+    needs = (("backward",), ("step",))
 
     def check(self) -> Iterator[Finding]:
         training = self.facts.training

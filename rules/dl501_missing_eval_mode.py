@@ -17,7 +17,12 @@ class MissingEvalMode(Rule):
     name = "missing-eval-mode"
     summary = "model with dropout/batch norm evaluated while still in training mode"
     severity = "error"
-    needs = ("torch", "timm", "transformers")
+    needs = (
+        ("torch", "timm", "transformers"),
+        # a model with mode layers
+        ("Dropout", "dropout", "BatchNorm", "batch_norm", "InstanceNorm", "torchvision",
+         "timm", "transformers"),
+    )  # fmt: skip
 
     def check(self) -> Iterator[Finding]:
         modes = modes_of(self.facts)

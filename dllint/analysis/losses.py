@@ -76,6 +76,9 @@ class Losses:
     def __init__(self, facts) -> None:
         self.facts = facts
         self._calls: list[LossCall] | None = None
+        # A loss module is built only where the text names its class: without one,
+        # no called name needs its values followed (that can cost seconds per file).
+        self._names_a_module = any(name in facts.text for name in LOSS_MODULES)
 
     def calls(self) -> list[LossCall]:
         if self._calls is None:
@@ -105,7 +108,7 @@ class Losses:
         if isinstance(expr, cst.Call):  # constructed and called at once: nn.MSELoss()(a, b)
             kind = loss_kind_of_name(facts.qualname(expr.func), LOSS_MODULES, MODULE_PREFIXES)
             return (kind, expr) if kind is not None else None
-        if not isinstance(expr, (cst.Name, cst.Attribute)):
+        if not isinstance(expr, (cst.Name, cst.Attribute)) or not self._names_a_module:
             return None
         kinds = set()
         construction = None
