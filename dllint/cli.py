@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 from dllint import __version__
+from dllint.cache import Cache, RuleInfo, project_cache_dir, rule_catalog
 from dllint.config import ConfigError, Layer, Overrides, configs_for, settings_for
 from dllint.engine import ENGINE_CODES, check_paths
-from dllint.registry import all_rules, rule_by_code
+from dllint.parallel import default_jobs
 from dllint.report import FORMATTERS
 from dllint.report.statistics import format_statistics
 
@@ -32,6 +32,12 @@ def _codes(value: str) -> list[str]:
 
 def _patterns(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _jobs(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more processes, got {value!r}")
+    return int(value)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +64,13 @@ def _add_check(commands) -> None:
     output.add_argument("--statistics", action="store_true", help="count findings per code")
     output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     output.add_argument("--verbose", action="store_true", help="show tracebacks of rule failures")
+    speed = check.add_argument_group("speed")
+    speed.add_argument(
+        "-j", "--jobs", type=_jobs, help="worker processes (default: one per core; 1: serial)"
+    )
+    speed.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write .dllint_cache"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _rules_table() -> str:
+    from dllint.registry import all_rules
+
     rows = [(r.code, r.name, r.summary) for r in all_rules()] + list(ENGINE_CODES)
     rows.sort()
     width = max(len(name) for _, name, _ in rows)
@@ -85,6 +100,8 @@ def _rules_table() -> str:
 
 def _docs_page(code: str) -> str | None:
     """The rule's page: shipped in the wheel as ``dllint.docs``, or in a source checkout."""
+    from importlib import resources
+
     name = f"{code}.md"
     candidates = [Path(__file__).resolve().parent.parent / "docs" / "rules" / name]
     try:
@@ -103,6 +120,8 @@ def _explain(code: str) -> str:
     for engine_code, name, summary in ENGINE_CODES:
         if engine_code == code.upper():
             return f"# {engine_code} {name}\n\n{summary[0].upper()}{summary[1:]}.\n"
+    from dllint.registry import rule_by_code
+
     rule = rule_by_code(code)
     page = _docs_page(rule.code if rule else code.upper())
     if page is None:
@@ -159,11 +178,11 @@ def _write(text: str, code: int) -> int:
     return code
 
 
-def _known_codes() -> tuple[list[str], list[str]]:
+def _known_codes(catalog: list[RuleInfo]) -> tuple[list[str], list[str]]:
     """(every code, the codes on by default)."""
     engine = [code for code, _, _ in ENGINE_CODES]
-    known = [r.code for r in all_rules()] + engine
-    default = [r.code for r in all_rules() if r.default_enabled] + engine
+    known = [r.code for r in catalog] + engine
+    default = [r.code for r in catalog if r.default_enabled] + engine
     return known, default
 
 
@@ -192,13 +211,16 @@ def _check(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not os.path.lexists(path):  # a broken symlink is reported as DL001 instead
             raise UsageError(f"{path}: no such file or folder")
-    known, default = _known_codes()
+    catalog = rule_catalog(use_cache=not args.no_cache)
+    known, default = _known_codes(catalog)
     overrides = _overrides(args, known)
+    jobs = args.jobs or default_jobs()
     findings, tracebacks = [], []
     for config, paths in configs_for(args.paths, args.config, args.isolated, known):
         settings = settings_for(config, overrides, known, default)
-        rules = [rule for rule in all_rules() if settings.enabled(rule.code)]
-        report = check_paths(paths, rules, settings=settings)
+        rules = [rule for rule in catalog if settings.enabled(rule.code)]
+        cache = None if args.no_cache else Cache(project_cache_dir(settings.root))
+        report = check_paths(paths, rules, settings=settings, jobs=jobs, cache=cache)
         findings.extend(report.findings)
         tracebacks.extend(report.tracebacks)
     findings.sort(key=lambda f: f.sort_key())

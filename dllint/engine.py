@@ -2,26 +2,31 @@
 
 A file that cannot be read or parsed becomes a ``DL001`` finding and the run goes
 on; a rule that raises becomes ``DL002`` and the other rules' findings stand.
+
+Speed: a file is parsed only when the ``needs`` tokens of some selected rule occur
+in it (``dllint.prefilter``); ``check_paths`` serves unchanged files from a cache
+(``dllint.cache``) and checks the others in worker processes (``dllint.parallel``).
+libcst, the analysis and the rules are imported only once a file must be parsed,
+so a run served from the cache starts in a blink.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from dllint.analysis import ModuleFacts
 from dllint.discovery import DEFAULT_EXCLUDES, Excluder, iter_source_files
 from dllint.finding import Finding
-from dllint.noqa import is_suppressed, suppressions
-from dllint.registry import matches
-from dllint.rule import Rule
-from dllint.source import ParseFailure, decode, parse
+from dllint.parallel import parallel_map
 
 if TYPE_CHECKING:
+    from dllint.cache import Cache, RuleInfo
     from dllint.config import Settings
+    from dllint.rule import Rule
 
 PARSE_ERROR = ("DL001", "parse-error")
 INTERNAL_ERROR = ("DL002", "internal-error")
@@ -52,8 +57,16 @@ def check_text(
 ) -> list[Finding]:
     """Check already-decoded source. Parse errors come back as a DL001 finding.
 
-    ``noqa=False`` leaves ``# noqa`` comments to the caller (flake8 applies its own).
+    Only the rules whose ``needs`` occur in the text run; with none, the text is not
+    parsed at all. ``noqa=False`` leaves ``# noqa`` comments to the caller (flake8
+    applies its own).
     """
+    rules = [rule for rule in rules if rule.applies_to(text)]
+    if not rules:
+        return _syntax_check(text, path)
+    from dllint.analysis import ModuleFacts
+    from dllint.source import ParseFailure, parse
+
     try:
         module = parse(text)
     except ParseFailure as failure:
@@ -61,8 +74,6 @@ def check_text(
     facts = ModuleFacts(path, text, module)
     findings: list[Finding] = []
     for rule in rules:
-        if not rule.applies_to(text):
-            continue
         try:
             findings.extend(rule(facts).check())
         except Exception as exc:  # a bug in one rule must not hide the others
@@ -77,45 +88,95 @@ def check_text(
             )
             if report is not None:
                 report.tracebacks.append(traceback.format_exc())
-    if noqa:
+    if noqa and findings:
+        from dllint.noqa import is_suppressed, suppressions
+
         table = suppressions(text)
         findings = [f for f in findings if not is_suppressed(f.code, f.line, table)]
     return sorted(set(findings), key=Finding.sort_key)
 
 
+def _syntax_check(text: str, path: str) -> list[Finding]:
+    """DL001 for a file no rule needs to parse, when it is not Python.
+
+    CPython's parser checks it, many times faster than libcst; only when it objects
+    does libcst decide (it may know newer syntax than the running Python), so a
+    broken file reports the same DL001 whether or not a rule could fire on it.
+    """
+    try:
+        compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        return []
+    except Exception:  # a syntax error, or nesting too deep for CPython
+        pass
+    from dllint.source import ParseFailure, parse
+
+    try:
+        parse(text)
+    except ParseFailure as failure:
+        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    return []
+
+
 def read_source(path: str) -> str:
     """Read and decode a file; every way this can fail becomes a ParseFailure."""
+    from dllint.source import ParseFailure, decode
+
+    return decode(_read_bytes(path, ParseFailure))
+
+
+def _read_bytes(path: str, failure: type[Exception]) -> bytes:
+    """The file's bytes; a failure to read raises ``failure(reason)``."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
-        raise ParseFailure("file not found (a broken symlink, or removed while checking)") from None
+        raise failure("file not found (a broken symlink, or removed while checking)") from None
     except IsADirectoryError:
-        raise ParseFailure("is a directory") from None
+        raise failure("is a directory") from None
     except OSError as exc:
-        raise ParseFailure(f"cannot read the file: {exc.strerror or exc}") from None
-    return decode(data)
+        raise failure(f"cannot read the file: {exc.strerror or exc}") from None
 
 
 def check_file(
-    path: str, rules: Iterable[type[Rule]], report: Report | None = None
+    path: str,
+    rules: Iterable[type[Rule]],
+    report: Report | None = None,
+    data: bytes | None = None,
 ) -> list[Finding]:
+    """Check one file (its bytes already read when ``data`` is given)."""
     if path.endswith(".ipynb"):
         from dllint.notebook import check_notebook
 
-        return check_notebook(path, rules, report)
+        return check_notebook(path, rules, report)  # reads the file itself
+    from dllint.source import ParseFailure, decode
+
     try:
-        text = read_source(path)
+        text = decode(data) if data is not None else read_source(path)
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
     return check_text(text, path, rules, report)
 
 
+# -- many files -----------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """A file the cache could not answer for."""
+
+    path: str
+    codes: frozenset[str]  # what it may report under the configuration
+    data: bytes | None = None  # its bytes, when the cache key needed them
+    key: str | None = None
+
+
 def check_paths(
     paths: list[str],
-    rules: Iterable[type[Rule]],
+    rules: Iterable[type[Rule] | RuleInfo],
     exclude: tuple[str, ...] | Excluder = DEFAULT_EXCLUDES,
     settings: Settings | None = None,
+    jobs: int = 1,
+    cache: Cache | None = None,
 ) -> Report:
     """Check every source file under ``paths``.
 
@@ -123,23 +184,106 @@ def check_paths(
     ``exclude``, files named explicitly are dropped when the user's own patterns
     exclude them, per-file-ignores apply, and engine findings (DL001, DL002) are kept
     only when enabled.
+
+    ``rules`` are rule classes, or the catalog's ``RuleInfo`` (then the rules are
+    imported only if some file must be checked). ``cache`` serves the findings of
+    files checked before and keeps the new ones. ``jobs`` > 1 checks the files in
+    that many processes: the same findings as a serial run, but without their
+    ``edit``, which cannot cross processes (fixing runs with ``jobs=1``, no cache).
     """
     rules = list(rules)
     report = Report()
     if settings is not None:
         exclude = settings.exclude or ()
         paths = [p for p in paths if os.path.isdir(p) or not settings.is_user_excluded(p)]
+    pending: list[_Pending] = []
     for path in iter_source_files(paths, exclude):
         report.files += 1
-        if settings is None:
-            report.findings.extend(check_file(path, rules, report))
-            continue
-        ignored = settings.ignored_in(path)
-        here = [rule for rule in rules if not matches(rule.code, ignored)]
-        report.findings.extend(
-            f
-            for f in check_file(path, here, report)
-            if settings.enabled(f.code) and not matches(f.code, ignored)
-        )
+        file = _Pending(path, _reportable(path, rules, settings))
+        if cache is not None:
+            try:
+                file.data = _read_bytes(path, OSError)
+            except OSError:
+                pass  # checked below, where it becomes DL001
+            else:
+                file.key = cache.key(path, file.codes, file.data)
+                found = cache.get(file.key)
+                if found is not None:
+                    report.findings.extend(found)
+                    continue
+        pending.append(file)
+    if pending:
+        _check_pending(pending, _rule_classes(rules), jobs, cache, report)
     report.findings.sort(key=Finding.sort_key)
     return report
+
+
+def _reportable(path: str, rules: list, settings: Settings | None) -> frozenset[str]:
+    """The codes a file may report: the rules' and the engine's, less those the
+    configuration disables or its per-file-ignores switch off here."""
+    codes = [rule.code for rule in rules] + [PARSE_ERROR[0], INTERNAL_ERROR[0]]
+    if settings is None:
+        return frozenset(codes)
+    ignored = settings.ignored_in(path)
+    return frozenset(
+        code
+        for code in codes
+        if settings.enabled(code) and not any(code.startswith(p) for p in ignored)
+    )
+
+
+def _rule_classes(rules: list) -> dict[str, type[Rule]]:
+    """Code -> rule class, importing the registry for catalog entries."""
+    classes = {}
+    for rule in rules:
+        if not isinstance(rule, type):
+            from dllint.registry import rule_by_code
+
+            rule = rule_by_code(rule.code)
+        if rule is not None:
+            classes[rule.code] = rule
+    return classes
+
+
+def _check_pending(
+    pending: list[_Pending],
+    classes: dict[str, type[Rule]],
+    jobs: int,
+    cache: Cache | None,
+    report: Report,
+) -> None:
+    tasks = [
+        (file.path, [classes[c] for c in sorted(file.codes) if c in classes], file.data)
+        for file in pending
+    ]
+    if jobs > 1:
+        sizes = [len(file.data) if file.data is not None else _size(file.path) for file in pending]
+        results = parallel_map(_check_in_worker, tasks, jobs, sizes)
+    else:
+        results = [_check_task(task) for task in tasks]
+    for file, (findings, tracebacks) in zip(pending, results, strict=True):
+        kept = [f for f in findings if f.code in file.codes]
+        report.findings.extend(kept)
+        report.tracebacks.extend(tracebacks)
+        if cache is not None and file.key is not None and not tracebacks:
+            cache.put(file.key, kept)
+
+
+def _check_task(task: tuple[str, Sequence[type[Rule]], bytes | None]):
+    path, rules, data = task
+    report = Report()
+    findings = check_file(path, rules, report, data)
+    return findings, report.tracebacks
+
+
+def _check_in_worker(task):
+    """``_check_task`` in a worker process: fixes stay behind (they hold the tree)."""
+    findings, tracebacks = _check_task(task)
+    return [replace(f, edit=None) for f in findings], tracebacks
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
