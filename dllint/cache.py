@@ -12,7 +12,7 @@ Writes go to a temporary file that is renamed into place, so concurrent runs nev
 read half an entry; an entry that cannot be read or decoded is ignored and
 rewritten.
 
-The rule catalog (codes, defaults and ``needs`` of the installed rules) is cached
+The rule catalog (codes and defaults of the installed rules) is cached
 the same way, per user, so a run whose files all come from the cache never imports
 libcst or the rules.
 """
@@ -150,30 +150,22 @@ class RuleInfo:
     code: str
     name: str
     default_enabled: bool
-    needs: tuple
 
 
 def rule_catalog(use_cache: bool = True) -> list[RuleInfo]:
-    """The installed rules' codes, defaults and ``needs``, read from the per-user
+    """The installed rules' codes and defaults, read from the per-user
     cache when this dllint build wrote it before (importing the rules costs more
     than checking a warm repository)."""
     where = user_cache_dir() / f"rules-{build_fingerprint()}.json" if use_cache else None
     if where is not None:
         try:
             rows = json.loads(where.read_text("utf-8"))
-            return [RuleInfo(r[0], r[1], r[2], _tuples(r[3])) for r in rows]
+            return [RuleInfo(str(code), str(name), bool(on)) for code, name, on in rows]
         except (OSError, ValueError, TypeError, IndexError):
             pass
     from dllint.registry import all_rules
 
-    catalog = [RuleInfo(r.code, r.name, r.default_enabled, r.needs) for r in all_rules()]
+    catalog = [RuleInfo(r.code, r.name, r.default_enabled) for r in all_rules()]
     if where is not None:
         _write_atomically(where, json.dumps([astuple(info) for info in catalog]))
     return catalog
-
-
-def _tuples(value):
-    """JSON lists back to the tuples ``needs`` is written with."""
-    if isinstance(value, list):
-        return tuple(_tuples(item) for item in value)
-    return value

@@ -176,11 +176,11 @@ def test_editing_a_dllint_source_file_changes_the_fingerprint(tmp_path, monkeypa
 
 def test_the_rule_catalog_is_cached_and_a_bad_one_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("DLLINT_CACHE_DIR", str(tmp_path))
-    expected = [(r.code, r.name, r.default_enabled, r.needs) for r in all_rules()]
+    expected = [(r.code, r.name, r.default_enabled) for r in all_rules()]
     first = rule_catalog()
     (stored,) = tmp_path.glob("rules-*.json")
-    assert [(i.code, i.name, i.default_enabled, i.needs) for i in first] == expected
-    assert [(i.code, i.name, i.default_enabled, i.needs) for i in rule_catalog()] == expected
+    assert [(i.code, i.name, i.default_enabled) for i in first] == expected
+    assert [(i.code, i.name, i.default_enabled) for i in rule_catalog()] == expected
     stored.write_text("[[1]]", "utf-8")
     assert rule_catalog() == first
     assert rule_catalog(use_cache=False) == first
