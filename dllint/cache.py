@@ -48,8 +48,12 @@ def build_fingerprint() -> str:
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):
                 if name.endswith(".py"):
-                    stat = os.stat(os.path.join(root, name))
-                    parts.append(f"{os.path.join(root, name)}:{stat.st_size}:{stat.st_mtime_ns}")
+                    path = os.path.join(root, name)
+                    try:
+                        stat = os.stat(path)
+                    except OSError:  # removed while we looked: it is not part of the build
+                        continue
+                    parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
