@@ -72,8 +72,9 @@ OPTIMIZER_WRAPPER_FUNCTIONS = (
 )
 OPTIMIZER_WRAPPER_METHODS = ("prepare_optimizer",)
 # Calls that return a tuple of the objects they are given, in order
-# (``model, opt = accelerator.prepare(model, opt)``, apex ``amp.initialize``).
-TUPLE_PASSTHROUGH_METHODS = ("prepare",)
+# (``model, opt = accelerator.prepare(model, opt)``, ``fabric.setup(model, opt)``,
+# apex ``amp.initialize``).
+TUPLE_PASSTHROUGH_METHODS = ("prepare", "setup")
 TUPLE_PASSTHROUGH_FUNCTIONS = ("apex.amp.initialize",)
 
 GRAD_SCALERS = ("GradScaler", "ShardedGradScaler")
