@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from dllint import __version__
@@ -64,6 +65,13 @@ def _add_check(commands) -> None:
     output.add_argument("--statistics", action="store_true", help="count findings per code")
     output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     output.add_argument("--verbose", action="store_true", help="show tracebacks of rule failures")
+    fixing = check.add_argument_group("fixes")
+    fixing.add_argument(
+        "--fix", action="store_true", help="apply the safe fixes, then report what is left"
+    )
+    fixing.add_argument(
+        "--diff", action="store_true", help="print the fixes as a unified diff; write nothing"
+    )
     speed = check.add_argument_group("speed")
     speed.add_argument(
         "-j", "--jobs", type=_jobs, help="worker processes (default: one per core; 1: serial)"
@@ -90,12 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _rules_table() -> str:
+    """One line per code: code, name, level, ``fix`` when it can repair, ``off`` when it
+    runs only if selected, and its summary."""
     from dllint.registry import all_rules
 
-    rows = [(r.code, r.name, r.summary) for r in all_rules()] + list(ENGINE_CODES)
+    rows = [
+        (
+            r.code,
+            r.name,
+            r.severity,
+            "fix" if r.fixable else "",
+            "" if r.default_enabled else "off",
+            r.summary,
+        )
+        for r in all_rules()
+    ]
+    rows += [(code, name, "error", "", "", summary) for code, name, summary in ENGINE_CODES]
     rows.sort()
-    width = max(len(name) for _, name, _ in rows)
-    return "".join(f"{code}  {name:<{width}}  {summary}\n" for code, name, summary in rows)
+    width = max(len(row[1]) for row in rows)
+    return "".join(
+        f"{code}  {name:<{width}}  {level:<7}  {fix:<3}  {off:<3}  {summary}\n"
+        for code, name, level, fix, off, summary in rows
+    )
 
 
 def _docs_page(code: str) -> str | None:
@@ -211,19 +235,25 @@ def _check(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not os.path.lexists(path):  # a broken symlink is reported as DL001 instead
             raise UsageError(f"{path}: no such file or folder")
+    if args.fix and args.diff:
+        raise UsageError("--fix writes the fixes and --diff only shows them; choose one")
     catalog = rule_catalog(use_cache=not args.no_cache)
     known, default = _known_codes(catalog)
     overrides = _overrides(args, known)
-    jobs = args.jobs or default_jobs()
-    findings, tracebacks = [], []
-    for config, paths in configs_for(args.paths, args.config, args.isolated, known):
-        settings = settings_for(config, overrides, known, default)
-        rules = [rule for rule in catalog if settings.enabled(rule.code)]
-        cache = None if args.no_cache else Cache(project_cache_dir(settings.root))
-        report = check_paths(paths, rules, settings=settings, jobs=jobs, cache=cache)
-        findings.extend(report.findings)
-        tracebacks.extend(report.tracebacks)
-    findings.sort(key=lambda f: f.sort_key())
+    findings, tracebacks = _check_all(args, catalog, known, default, overrides)
+    if args.fix or args.diff:
+        outcomes = _fix(findings)
+        fixed = sum(outcome.applied for outcome in outcomes)
+        if args.diff:
+            verb = "would fix" if fixed else "nothing to fix"
+            print(_fix_summary(verb, fixed, outcomes), file=sys.stderr)
+            diff = "".join(outcome.diff() for outcome in outcomes)
+            return _write(diff, EXIT_FINDINGS if diff else EXIT_CLEAN)
+        for outcome in outcomes:
+            outcome.write()
+        if fixed:
+            print(_fix_summary("fixed", fixed, outcomes), file=sys.stderr)
+            findings, tracebacks = _check_all(args, catalog, known, default, overrides)
     if args.verbose:
         for text in tracebacks:
             sys.stderr.write(text)
@@ -235,4 +265,56 @@ def _check(args: argparse.Namespace) -> int:
         code = EXIT_CLEAN
     if args.statistics:
         return _write(format_statistics(findings, json_output=args.format == "json"), code)
-    return _write(FORMATTERS[args.format](findings), code)
+    output = FORMATTERS[args.format](findings)
+    if args.format == "text" and not (args.fix or args.diff):
+        fixable = sum(1 for f in findings if f.fix)
+        if fixable:
+            output += f"[*] {fixable} fixable with `dllint check --fix`\n"
+    return _write(output, code)
+
+
+def _check_all(args, catalog, known, default, overrides):
+    """Every finding under the command line's paths, each folder with its own config."""
+    jobs = args.jobs or default_jobs()
+    findings, tracebacks = [], []
+    for config, paths in configs_for(args.paths, args.config, args.isolated, known):
+        settings = settings_for(config, overrides, known, default)
+        rules = [rule for rule in catalog if settings.enabled(rule.code)]
+        cache = None if args.no_cache else Cache(project_cache_dir(settings.root))
+        report = check_paths(paths, rules, settings=settings, jobs=jobs, cache=cache)
+        findings.extend(report.findings)
+        tracebacks.extend(report.tracebacks)
+    # --fix does not rewrite notebooks, so their findings offer no fix
+    findings = [replace(f, fix=None) if f.cell is not None else f for f in findings]
+    findings.sort(key=lambda f: f.sort_key())
+    return findings, tracebacks
+
+
+def _fix(findings) -> list:
+    """Fix the files whose findings offer fixes, with only those findings' rules (so
+    the configuration, per-file-ignores and ``# noqa`` that kept a finding out of the
+    report keep its fix out of the file too)."""
+    from dllint.fixes import fix_file
+    from dllint.registry import rule_by_code
+
+    codes_by_path: dict[str, set[str]] = {}
+    for finding in findings:
+        if finding.fix:
+            codes_by_path.setdefault(finding.path, set()).add(finding.code)
+    outcomes = []
+    for path, codes in sorted(codes_by_path.items()):
+        rules = [rule for rule in map(rule_by_code, sorted(codes)) if rule is not None]
+        outcome = fix_file(path, rules)
+        if outcome is not None and outcome.changed:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _fix_summary(verb: str, fixed: int, outcomes: list) -> str:
+    if not fixed:
+        return f"dllint: {verb}"
+    files = len(outcomes)
+    return (
+        f"dllint: {verb} {fixed} finding{'s' if fixed != 1 else ''} "
+        f"in {files} file{'s' if files != 1 else ''}"
+    )

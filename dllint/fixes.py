@@ -141,3 +141,43 @@ def _module_of(findings) -> cst.Module:
         if module is not None:
             return module
     raise LookupError("fix without its module")
+
+
+@dataclass(frozen=True)
+class FileFix:
+    """The outcome of fixing one file: its text before and after, and how many fixes."""
+
+    path: str
+    before: str
+    after: str
+    applied: int
+    style: SourceStyle
+
+    @property
+    def changed(self) -> bool:
+        return self.after != self.before
+
+    def diff(self) -> str:
+        return unified_diff(self.path, self.before, self.after)
+
+    def write(self) -> None:
+        """Write the fixed text back with the file's own encoding, BOM and newlines."""
+        with open(self.path, "wb") as handle:
+            handle.write(self.style.encode(self.after))
+
+
+def fix_file(path: str, rules) -> FileFix | None:
+    """Fix one Python file with ``rules`` (classes); None when it cannot be read or
+    decoded (the check has reported that already). Notebooks are not rewritten."""
+    from dllint.source import ParseFailure, decode
+
+    if path.endswith(".ipynb"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        before = decode(data)
+    except (OSError, ParseFailure):
+        return None
+    after, applied = fix_text(before, path, rules)
+    return FileFix(path, before, after, applied, SourceStyle.of(data))

@@ -195,7 +195,7 @@ def test_syntax_error_reports_the_parsers_message_and_column(capsys, tmp_path):
     code, out, _ = run(capsys, "check", str(target))
     assert code == 1
     where = f"{target}:3:{python.value.offset}"
-    assert out == f"{where}: DL001 [parse-error] syntax error: {python.value.msg}\n"
+    assert out == f"{where}: DL001 [parse-error] error: syntax error: {python.value.msg}\n"
 
 
 def test_coding_declaration_and_bom_and_crlf_keep_lines_right(capsys, tmp_path):

@@ -10,4 +10,9 @@ def location(finding: Finding) -> str:
 
 
 def format_text(findings: list[Finding]) -> str:
-    return "".join(f"{location(f)}: {f.code} [{f.name}] {f.message}\n" for f in findings)
+    """``path:line:col: CODE [name] level: message``; ``[*]`` after the name marks a
+    finding that ``dllint check --fix`` can repair."""
+    return "".join(
+        f"{location(f)}: {f.code} [{f.name}]{' [*]' if f.fix else ''} {f.severity}: {f.message}\n"
+        for f in findings
+    )
