@@ -71,8 +71,14 @@ def _specificity(code: str, patterns: Iterable[str]) -> int:
 def resolve_codes(
     known: Iterable[str], default: Iterable[str], layers: Iterable[Layer]
 ) -> frozenset[str]:
-    """The enabled codes after applying each layer in order over the defaults."""
+    """The enabled codes after applying each layer in order over the defaults.
+
+    A rule that is off by default (a hint such as DL407) is selected only by its full
+    code or ``ALL``: ``select = ["DL4"]`` means the training-loop rules people expect,
+    not every hint of the family.
+    """
     known = list(known)
+    default = set(default)
     enabled = set(default)
     for layer in layers:
         carried = set() if layer.select is not None else enabled
@@ -80,7 +86,10 @@ def resolve_codes(
         ignores = (*layer.ignore, *layer.extend_ignore)
         now = set()
         for code in known:
-            chosen = _specificity(code, selectors)
+            if code in default:
+                chosen = _specificity(code, selectors)
+            else:
+                chosen = _specificity(code, [p for p in selectors if p in (ALL, code)])
             dropped = _specificity(code, ignores)
             if chosen > dropped or (chosen < 0 and dropped < 0 and code in carried):
                 now.add(code)

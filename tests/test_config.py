@@ -86,7 +86,7 @@ def test_extend_ignore_on_the_command_line_beats_select_in_the_file(project, cap
 
 def test_a_more_specific_select_beats_an_ignored_prefix():
     layer = Layer(select=("DL",), ignore=("DL4",), extend_select=("DL401",))
-    codes = resolve_codes(["DL401", "DL402", "DL201"], [], [layer])
+    codes = resolve_codes(["DL401", "DL402", "DL201"], ["DL401", "DL402", "DL201"], [layer])
     assert codes == {"DL401", "DL201"}
 
 
@@ -174,3 +174,15 @@ def test_a_bad_config_exits_2_naming_the_key(project, capsys, body, named):
 def test_a_missing_config_file_exits_2(project, capsys):
     code = main(["check", ".", "--config", "nope.toml"])
     assert code == 2 and "nope.toml" in capsys.readouterr().err
+
+
+def test_a_default_off_rule_needs_its_full_code_or_all():
+    from dllint.config import Layer, resolve_codes
+
+    known, default = ["DL401", "DL407"], ["DL401"]
+    assert resolve_codes(known, default, [Layer()]) == {"DL401"}
+    assert resolve_codes(known, default, [Layer(select=("DL4",))]) == {"DL401"}
+    assert resolve_codes(known, default, [Layer(select=("DL",))]) == {"DL401"}
+    assert resolve_codes(known, default, [Layer(extend_select=("DL407",))]) == {"DL401", "DL407"}
+    assert resolve_codes(known, default, [Layer(select=("ALL",))]) == {"DL401", "DL407"}
+    assert resolve_codes(known, default, [Layer(select=("DL407",))]) == {"DL407"}
