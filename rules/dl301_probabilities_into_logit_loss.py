@@ -13,10 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dllint.analysis.activations import SIGMOID, SOFTMAX, Activation, activation_of
+import libcst as cst
+
+from dllint.analysis.activations import (
+    SIGMOID,
+    SOFTMAX,
+    Activation,
+    activation_call,
+    activation_of,
+)
 from dllint.analysis.evaluation import evaluation_reason
 from dllint.analysis.losses import LossCall
 from dllint.finding import Finding
+from dllint.fixes import Fix
 from dllint.rule import Rule
 
 # loss kind -> (the activation it applies itself, its module class name)
@@ -31,6 +40,7 @@ class ProbabilitiesIntoLogitLoss(Rule):
     name = "probabilities-into-logit-loss"
     summary = "softmax/sigmoid output passed to a loss that expects raw logits"
     severity = "error"
+    fixable = True
     needs = (
         ("softmax", "Softmax", "sigmoid", "Sigmoid", "expit"),
         ("CrossEntropyLoss", "cross_entropy", "BCEWithLogitsLoss"),
@@ -46,7 +56,7 @@ class ProbabilitiesIntoLogitLoss(Rule):
                 continue
             if evaluation_reason(self.facts, loss.call) is not None:
                 continue  # no gradient flows: nothing is trained on it
-            yield self.finding(loss.call, self.message(loss, activation))
+            yield self.finding(loss.call, self.message(loss, activation), self.fix(loss))
 
     def message(self, loss: LossCall, activation: Activation) -> str:
         _, class_name, applied = LOGIT_LOSSES[loss.kind]
@@ -66,6 +76,23 @@ class ProbabilitiesIntoLogitLoss(Rule):
             f"are squashed and training stalls; pass the raw logits and keep {kind} for "
             f"predictions."
         )
+
+    def fix(self, loss: LossCall) -> Fix | None:
+        """Drop a softmax (sigmoid) written inline as the loss's input:
+        ``criterion(F.softmax(logits, dim=1), y)`` -> ``criterion(logits, y)``. Only
+        when the call passes nothing but the input and ``dim`` (a ``dtype=`` would
+        change more than the activation) and holds no comment."""
+        applies, _, _ = LOGIT_LOSSES[loss.kind]
+        inline = activation_call(self.facts, loss.input)
+        if inline is None or inline.kind != applies or not inline.simple:
+            return None
+        code = self.facts.module.code_for_node
+        if "#" in code(inline.call) and "#" not in code(inline.input):
+            return None
+        new = inline.input
+        if getattr(new, "lpar", ()) and not isinstance(new, (cst.Tuple, cst.GeneratorExp)):
+            new = new.with_changes(lpar=(), rpar=())
+        return Fix(f"pass `{self.code_of(new)}` (drop the {inline.kind})", ((inline.call, new),))
 
     def code_of(self, node) -> str:
         text = " ".join(self.facts.module.code_for_node(node).split())

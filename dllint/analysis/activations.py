@@ -32,6 +32,7 @@ import libcst as cst
 from dllint.analysis.classes import first_param
 from dllint.analysis.names import CALL, ITEM, ITER
 from dllint.analysis.tree import argument, dotted, literal_value
+from dllint.analysis.values import SEQUENTIAL
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -300,3 +301,228 @@ def _code(facts: ModuleFacts, node: cst.CSTNode) -> str:
     """The node's code on one line, shortened, in backticks."""
     text = " ".join(facts.module.code_for_node(node).split())
     return f"`{text}`" if len(text) <= 40 else f"`{text[:37]}...`"
+
+
+# -- an activation call itself (not followed through values) ---------------------------
+@dataclass(frozen=True)
+class ActivationCall:
+    """``node`` is itself a call of an activation: ``F.softmax(x, dim=1)`` (form
+    "function"), ``x.softmax(1)`` (form "method"). ``input`` is the activated tensor;
+    ``simple`` when nothing but the input and ``dim`` is passed (no ``dtype=``/``out=``),
+    so dropping or renaming the call keeps everything else the same."""
+
+    kind: str
+    call: cst.Call
+    input: cst.BaseExpression
+    form: str
+    simple: bool
+
+
+def activation_call(facts: ModuleFacts, node: cst.CSTNode | None) -> ActivationCall | None:
+    """The activation ``node`` calls directly, by qualified name or as a tensor method."""
+    if not isinstance(node, cst.Call):
+        return None
+    func = node.func
+    qualname = facts.qualname(func)
+    if qualname in FUNCTIONS:
+        kind = FUNCTIONS[qualname]
+        value = argument(node, 0, "input")
+        if value is None or any(a.star for a in node.args):
+            return None
+        allowed = {"input", "dim"} if kind in (SOFTMAX, LOG_SOFTMAX) else {"input"}
+        positional = [a for a in node.args if a.keyword is None]
+        limit = 2 if kind in (SOFTMAX, LOG_SOFTMAX) else 1
+        simple = len(positional) <= limit and all(
+            a.keyword.value in allowed for a in node.args if a.keyword is not None
+        )
+        return ActivationCall(kind, node, value, "function", simple)
+    if qualname is None and isinstance(func, cst.Attribute):
+        method = func.attr.value
+        if method in METHODS and _tensor_method_arguments(node, method):
+            if _Finder(facts)._tensor_receiver(node):
+                simple = all(a.keyword is None or a.keyword.value == "dim" for a in node.args)
+                return ActivationCall(METHODS[method], node, func.value, "method", simple)
+    return None
+
+
+# -- raw logits -----------------------------------------------------------------------
+# Layers whose output is an affine map of their input: raw scores, any real value.
+AFFINE_LAYERS = frozenset(
+    {
+        "Linear", "LazyLinear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d",
+        "LazyConv2d", "LazyConv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+    }
+)  # fmt: skip
+AFFINE_FUNCTIONS = frozenset(
+    f"torch.nn.functional.{name}"
+    for name in ("linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                 "conv_transpose2d", "conv_transpose3d")
+)  # fmt: skip
+# Pass-throughs that bound the values: a clamped output is no longer raw logits.
+BOUNDING_METHODS = frozenset({"clamp", "clamp_min", "clamp_max", "clip", "clamp_", "clip_"})
+BOUNDING_FUNCTIONS = frozenset({"torch.clamp", "torch.clip", "torch.clamp_min", "torch.clamp_max"})
+
+
+@dataclass(frozen=True)
+class Logits:
+    """Every origin of a value is the output of an affine layer (``nn.Linear``,
+    ``nn.Conv2d``, ``F.linear``): raw scores. ``sources`` are the layer constructions
+    (or functional calls); ``label`` quotes the first one for a message."""
+
+    sources: tuple[cst.CSTNode, ...]
+    label: str
+
+
+def raw_logits_of(facts: ModuleFacts, expr: cst.CSTNode | None) -> Logits | None:
+    """Logits when EVERY value ``expr`` can hold is known to be an affine layer's
+    output: a same-file model whose ``forward`` returns ``self.fc(x)``, an
+    ``nn.Sequential`` ending in ``nn.Linear``, ``self.fc(x)``, ``F.linear(...)``.
+    None when any origin is unknown, activated, clamped, or built by a layer whose
+    holder the file changes later (``seq.add_module(...)``, ``model.fc = ...``, forward
+    hooks)."""
+    if expr is None:
+        return None
+    return _LogitFinder(facts).logits(expr)
+
+
+class _LogitFinder(_Finder):
+    def through(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in BOUNDING_METHODS:
+                return _UNKNOWN
+            if self.facts.qualname(func) in BOUNDING_FUNCTIONS:
+                return _UNKNOWN
+        return super().through(node)
+
+    def logits(self, expr: cst.CSTNode) -> Logits | None:
+        facts = self.facts
+        if _changes_models(facts):
+            return None
+        sources: list[cst.CSTNode] = []
+        for leaf in facts.values.origins(expr, through=self.through):
+            if leaf.path == ((CALL,),):
+                found = self._affine_construction(leaf.node)
+            elif not leaf.path:
+                found = self._affine_call(leaf.node)
+            else:
+                found = None
+            if found is None:
+                return None
+            sources.extend(found)
+        if not sources:
+            return None
+        order = facts.tree.order
+        sources = sorted(dict.fromkeys(sources), key=lambda n: order.get(n, -1))
+        if any(self._changed_later(source) for source in sources):
+            return None
+        return Logits(tuple(sources), _code(facts, sources[0]))
+
+    def _affine_construction(self, node: cst.CSTNode) -> list[cst.CSTNode] | None:
+        if not isinstance(node, cst.Call):
+            return None
+        qualname = self.facts.qualname(node.func) or ""
+        for prefix in MODULE_PREFIXES:
+            if qualname.startswith(prefix) and qualname[len(prefix) :] in AFFINE_LAYERS:
+                return [node]
+        return None
+
+    def _affine_call(self, node: cst.CSTNode) -> list[cst.CSTNode] | None:
+        """``F.linear(x, w)``, or calling a module every value of which is an affine layer."""
+        if not isinstance(node, cst.Call):
+            return None
+        func = node.func
+        qualname = self.facts.qualname(func)
+        if qualname in AFFINE_FUNCTIONS:
+            return [node]
+        if qualname is not None:
+            return None
+        values = self.facts.values
+        found: list[cst.CSTNode] = []
+        for leaf in values.origins(func, through=values.module_passthrough):
+            layer = self._affine_construction(leaf.node) if not leaf.path else None
+            if layer is None:
+                return None
+            found.extend(layer)
+        return found or None
+
+    def _changed_later(self, source: cst.CSTNode) -> bool:
+        """The layer's holder is replaced or extended somewhere in the file
+        (``model.fc = ...``, ``seq.add_module(...)``): what the model returns is not
+        what it was built to return."""
+        facts = self.facts
+        for ancestor in facts.tree.ancestors(source):
+            if isinstance(ancestor, cst.Call) and facts.qualname(ancestor.func) == SEQUENTIAL:
+                if _sequentials_extended(facts):
+                    return True
+            if isinstance(ancestor, (cst.Assign, cst.AnnAssign)):
+                targets = (
+                    [t.target for t in ancestor.targets]
+                    if isinstance(ancestor, cst.Assign)
+                    else [ancestor.target]
+                )
+                return any(
+                    isinstance(t, cst.Attribute) and _patched(facts, t.attr.value) for t in targets
+                )
+            if isinstance(ancestor, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                return False
+        return False
+
+
+def _changes_models(facts: ModuleFacts) -> bool:
+    """The file registers forward hooks, which may change any model's output."""
+    return "register_forward_hook" in facts.text and any(
+        isinstance(c.func, cst.Attribute) and c.func.attr.value == "register_forward_hook"
+        for c in facts.calls()
+    )
+
+
+def _sequentials_extended(facts: ModuleFacts) -> bool:
+    """Some container in the file gets modules added or replaced after it is built
+    (``seq.add_module(...)``, ``seq.append(nn.LogSoftmax(1))``, ``seq[-1] = ...``)."""
+    for call in facts.calls():
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            continue
+        name = func.attr.value
+        if name in ("add_module", "register_module", "insert", "extend"):
+            return True
+        if name == "append" and call.args and _builds_module(facts, call.args[0].value):
+            return True
+    for target in facts.tree.nodes(cst.AssignTarget):
+        if isinstance(target.target, cst.Subscript):
+            parent = facts.tree.parent.get(target)
+            if isinstance(parent, cst.Assign) and _builds_module(facts, parent.value):
+                return True
+    return False
+
+
+def _builds_module(facts: ModuleFacts, expr: cst.CSTNode) -> bool:
+    if not isinstance(expr, cst.Call):
+        return False
+    return (facts.qualname(expr.func) or "").startswith("torch.nn.")
+
+
+def _patched(facts: ModuleFacts, attribute: str) -> bool:
+    """``model.<attribute> = ...`` outside the class's own methods (``self.`` is how
+    the class builds it), or ``setattr(model, "<attribute>", ...)``."""
+    tree = facts.tree
+    for target in tree.nodes(cst.AssignTarget):
+        inner = target.target
+        if isinstance(inner, cst.Attribute) and inner.attr.value == attribute:
+            base = inner.value
+            method = tree.function_of(inner)
+            if not (
+                isinstance(base, cst.Name)
+                and method is not None
+                and tree.class_of(method) is not None
+                and base.value == first_param(method)
+            ):
+                return True
+    for call in facts.calls():
+        if isinstance(call.func, cst.Name) and call.func.value == "setattr":
+            name = argument(call, 1)
+            if name is None or literal_value(name) in (attribute, None):
+                return True
+    return False
