@@ -119,6 +119,16 @@ GRAD_RESET_METHODS = frozenset({"zero_", "detach_"})
 GRAD_RESET_WITH_ZERO = frozenset({"fill_", "mul_"})
 LIST_MUTATORS = frozenset({"append", "extend", "insert", "update", "add", "__iadd__"})
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+# Calls named after gradients that do not write ``.grad``.
+NOT_GRADIENT_WRITERS = frozenset(
+    {"zero_grad", "no_grad", "enable_grad", "set_grad_enabled", "requires_grad_"}
+)
+
+SCHEDULER_PREFIX = "torch.optim.lr_scheduler."
+# Schedulers stepped on a metric: stepping them first skips no value of a schedule.
+NOT_STEP_SCHEDULERS = frozenset({"ReduceLROnPlateau"})
+# ``get_linear_schedule_with_warmup`` and friends return a torch ``LambdaLR``.
+SCHEDULE_FACTORY_ROOTS = frozenset({"transformers", "diffusers"})
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,15 @@ class OptimizerStep:
         if self.scaler is not None:
             return f"{dotted(self.scaler) or 'scaler'}.step({self.optimizer.name})"
         return f"{self.optimizer.name}.step()"
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """An expression that holds a learning-rate scheduler, with its constructions."""
+
+    expr: cst.BaseExpression
+    name: str
+    constructions: tuple[cst.Call, ...]
 
 
 @dataclass(frozen=True)
@@ -667,9 +686,191 @@ class Training:
         nodes = self.reach_nodes(root, cst.Call, cst.Assign, cst.Del)
         return any(self.clears(node, optimizer) for node in nodes)
 
+    # -- certain clearing (DL402) -----------------------------------------------------
+    def clears_all_of(self, node: cst.CSTNode, optimizer: Optimizer) -> bool:
+        """Whether ``node`` certainly clears the gradients of every parameter
+        ``optimizer`` holds: ``opt.zero_grad()`` of that optimizer, ``model.zero_grad()``
+        of the model (or an owner of every model) it draws from, ``p.grad = None`` /
+        ``p.grad.zero_()`` in a loop over those parameters. Unlike ``clears``, doubt
+        answers False: clearing part of the parameters (freezing a submodule for one
+        step) or parameters of unknown origin is not counted."""
+        if isinstance(node, cst.Call) and call_name(node) == "zero_grad":
+            receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+            if receiver is None:
+                return False
+            other = self.optimizer(receiver)
+            if other is not None:
+                return other.same_as(optimizer)
+            return self._covers(receiver, optimizer)
+        if not self._is_certain_grad_reset(node):
+            return False
+        owner = _grad_owner(node)
+        if not isinstance(owner, cst.Name):
+            return False
+        loop = self._loop_binding(owner)
+        if loop is None:
+            return False
+        source = loop.iter
+        if isinstance(source, cst.Call) and isinstance(source.func, cst.Attribute):
+            if source.func.attr.value in PARAMETER_METHODS and not source.args:
+                return self._covers(source.func.value, optimizer)
+        if isinstance(source, cst.Subscript) and isinstance(source.value, cst.Name):
+            index = source.slice[0].slice if len(source.slice) == 1 else None
+            key = getattr(index, "value", None)
+            if isinstance(key, cst.SimpleString) and key.evaluated_value == "params":
+                groups = self._loop_binding(source.value)
+                if groups is not None:
+                    it = groups.iter
+                    if isinstance(it, cst.Attribute) and it.attr.value == "param_groups":
+                        other = self.optimizer(it.value)
+                        return other is not None and other.same_as(optimizer)
+        return False
+
+    def _covers(self, receiver: cst.CSTNode, optimizer: Optimizer) -> bool:
+        """``receiver`` is (or owns) every model whose parameters ``optimizer`` holds."""
+        sources = self.parameter_sources(optimizer)
+        if not sources or not self.is_model(receiver):
+            return False
+        ref = self.model_ref(receiver)
+        for source in sources:
+            same = bool(ref.keys & source.keys) or (ref.name and ref.name == source.name)
+            owner = bool(ref.keys & source.within) or bool(
+                ref.name and source.name and source.name.startswith(ref.name + ".")
+            )
+            if not (same or owner):
+                return False
+        return True
+
+    def _is_certain_grad_reset(self, node: cst.CSTNode) -> bool:
+        """``p.grad = None``, ``del p.grad``, ``p.grad.zero_()``, ``fill_(0)``, ``mul_(0)``
+        (not ``p.grad = g``, which sets a gradient, nor ``detach_()``)."""
+        if isinstance(node, cst.Assign):
+            value = node.value
+            return (
+                isinstance(value, cst.Name)
+                and value.value == "None"
+                and any(_is_grad_attribute(t.target) for t in node.targets)
+            )
+        if isinstance(node, cst.Call) and call_name(node) == "detach_":
+            return False
+        return self.is_grad_reset(node)
+
+    def _loop_binding(self, name: cst.Name) -> cst.For | None:
+        """The enclosing ``for`` loop (same function) that binds ``name``."""
+        for loop in self.facts.loops.enclosing(name):
+            if isinstance(loop, cst.For) and _binds(loop.target, name.value):
+                return loop
+        return None
+
+    def writes_gradients(self, node: cst.CSTNode) -> bool:
+        """``node`` may put gradients into ``.grad``: a backward pass of any kind, a
+        ``.grad`` assigned (not None) or updated in place, a call whose name speaks of
+        gradients (``set_grads(model, g)``). Taken broadly: it only ever excuses."""
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+            grads = [t for t in targets if _is_grad_attribute(t) or _mentions_grad(t)]
+            return bool(grads) and not self._is_certain_grad_reset(node)
+        if isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            return _mentions_grad(node.target) or _is_grad_attribute(node.target)
+        if not isinstance(node, cst.Call):
+            return False
+        name = (call_name(node) or "").lower()
+        if "backward" in name:
+            return True
+        func = node.func
+        if isinstance(func, cst.Attribute) and _mentions_grad(func.value):
+            return not self._is_certain_grad_reset(node)
+        if "grad" in name and name not in NOT_GRADIENT_WRITERS and not name.startswith("clip"):
+            return True
+        return False
+
+    # -- schedulers -------------------------------------------------------------------
+    def scheduler(self, expr: cst.CSTNode) -> Scheduler | None:
+        """The learning-rate scheduler ``expr`` holds, when every value it may hold is a
+        ``torch.optim.lr_scheduler`` construction (or a transformers/diffusers
+        ``get_*_schedule*`` factory, which build a ``LambdaLR``); ``ReduceLROnPlateau``
+        is left out (it follows a metric, not the step count)."""
+        leaves = list(self._scheduler_leaves(expr, 0))
+        if not leaves or any(leaf is None for leaf in leaves):
+            return None
+        return Scheduler(expr, dotted(expr) or "scheduler", tuple(leaves))
+
+    def _scheduler_leaves(self, expr: cst.CSTNode, depth: int):
+        for leaf in self.facts.values.origins(expr, through=self._optimizer_passthrough):
+            node, path = leaf.node, leaf.path
+            if path and depth < 4:
+                inner = self._tuple_passthrough(node, path)
+                if inner is not None:
+                    yield from self._scheduler_leaves(inner, depth + 1)
+                    continue
+            if not path and isinstance(node, cst.Call) and self.is_scheduler_construction(node):
+                yield node
+            else:
+                yield None
+
+    def is_scheduler_construction(self, call: cst.Call) -> bool:
+        qualname = self.facts.qualname(call.func)
+        if qualname is None:
+            return False
+        last = qualname.rsplit(".", 1)[-1]
+        if qualname.startswith(SCHEDULER_PREFIX):
+            return last[:1].isupper() and last not in NOT_STEP_SCHEDULERS
+        if qualname.split(".")[0] in SCHEDULE_FACTORY_ROOTS and last.startswith("get_"):
+            if last == "get_scheduler":
+                name = argument(call, 0, "name")
+                value = literal_value(name) if name is not None else None
+                return isinstance(value, str) and "plateau" not in value
+            return "schedule" in last
+        return False
+
+    def scheduler_optimizer(self, scheduler: Scheduler) -> Optimizer | None:
+        """The optimizer every construction of ``scheduler`` was given, when known."""
+        found: Optimizer | None = None
+        for construction in scheduler.constructions:
+            qualname = self.facts.qualname(construction.func) or ""
+            position = 1 if qualname.endswith(".get_scheduler") else 0
+            arg = argument(construction, position, "optimizer")
+            optimizer = self.optimizer(arg) if arg is not None else None
+            if optimizer is None or (found is not None and not found.same_as(optimizer)):
+                return None
+            found = found or optimizer
+        return found
+
+    def scheduler_step_of(self, call: cst.Call) -> Scheduler | None:
+        """``scheduler.step()`` without arguments (``step(epoch)`` sets the epoch)."""
+        func = call.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "step" or call.args:
+            return None
+        return self.scheduler(func.value)
+
 
 def _is_grad_attribute(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value == "grad"
+
+
+def _grad_owner(node: cst.CSTNode) -> cst.CSTNode | None:
+    """``p`` in ``p.grad = None``, ``del p.grad``, ``p.grad.data.zero_()``."""
+    if isinstance(node, cst.Assign):
+        target = node.targets[0].target
+    elif isinstance(node, cst.Del):
+        target = node.target
+    elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        target = node.func.value
+    else:
+        return None
+    while isinstance(target, cst.Attribute):
+        if target.attr.value == "grad":
+            return target.value
+        target = target.value
+    return None
+
+
+def _binds(target: cst.CSTNode, name: str) -> bool:
+    if isinstance(target, cst.Name):
+        return target.value == name
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return any(_binds(element.value, name) for element in target.elements)
+    return False
 
 
 def _mentions_grad(node: cst.CSTNode) -> bool:
@@ -687,6 +888,7 @@ __all__ = [
     "ModelRef",
     "Optimizer",
     "OptimizerStep",
+    "Scheduler",
     "Training",
     "TrainingLoop",
 ]
