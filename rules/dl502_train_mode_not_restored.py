@@ -72,8 +72,8 @@ class TrainModeNotRestored(Rule):
             if not site.chain
             else f"in `{site.chain[0].name.value}()`, called from the `{kind}` loop on line {line},"
         )
-        model = flow_model = mode_flow_of(self.facts).model_expr(site)
-        kinds = mode_flow_of(self.facts).modes.layer_kinds(flow_model) if model else frozenset()
+        model = mode_flow_of(self.facts).model_expr(site)
+        kinds = mode_flow_of(self.facts).modes.layer_kinds(model) if model else frozenset()
         effects = []
         if DROPOUT in kinds:
             effects.append("dropout off")
