@@ -196,6 +196,8 @@ class Layers:
         self.classes = facts.classes
         self.values = facts.values
         self._inventories: dict[int, Inventory] = {}
+        self._through: set[str] | frozenset[str] = PASS_THROUGH
+        self._through_methods: set[str] | frozenset[str] = PASS_THROUGH_METHODS
 
     # -- what a module expression is ---------------------------------------------------
     def qualname(self, expr: cst.CSTNode) -> str | None:
@@ -294,8 +296,19 @@ class Layers:
         return Layer(element, kind, label, owner, attribute, seq, index)
 
     # -- what follows a layer ----------------------------------------------------------
-    def following(self, layer: Layer) -> Follow:
-        """What consumes ``layer``'s output (looking through shape-only ops)."""
+    def following(self, layer: Layer, strict: bool = False) -> Follow:
+        """What consumes ``layer``'s output (looking through shape-only ops, unless
+        ``strict``: then the very next op, a dropout or a view included)."""
+        if not strict:
+            return self._following(layer)
+        saved = self._through, self._through_methods
+        self._through, self._through_methods = frozenset(), frozenset()
+        try:
+            return self._following(layer)
+        finally:
+            self._through, self._through_methods = saved
+
+    def _following(self, layer: Layer) -> Follow:
         if layer.container is not None:
             return self._after_element(layer.container, layer.index, layer.owner, layer.attribute)
         if layer.owner is not None and layer.attribute is not None:
@@ -310,7 +323,7 @@ class Layers:
             kind = self.module_kind(element)
             if kind is None:
                 return UNKNOWN
-            if kind not in PASS_THROUGH:
+            if kind not in self._through:
                 return Follow("op", kind, self.code(element))
         return self._after_module(seq, owner, attribute, depth + 1)
 
@@ -397,7 +410,7 @@ class Layers:
                 op = self._op_of(call)
                 if op is None:
                     return UNKNOWN
-                if op.qualname in PASS_THROUGH:
+                if op.qualname in self._through:
                     node = call
                     continue
                 return op
@@ -406,7 +419,7 @@ class Layers:
                 if not isinstance(call, cst.Call) or call.func is not parent:
                     return UNKNOWN
                 method = parent.attr.value
-                if method in PASS_THROUGH_METHODS:
+                if method in self._through_methods:
                     node = call
                     continue
                 if method in TENSOR_METHODS and not call.args:

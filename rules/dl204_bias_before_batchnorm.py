@@ -1,0 +1,109 @@
+"""DL204 bias-before-batchnorm: a conv/linear bias that the next BatchNorm cancels.
+
+BatchNorm subtracts the per-channel batch mean, so a per-channel constant added just
+before it (the bias of a ``Conv*d``/``ConvTranspose*d``/``Linear``) has no effect on
+the output: it is a wasted parameter. A hint: results do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from dllint.analysis.layers import Layer, layers_of, normalise_qualname
+from dllint.analysis.tree import argument, literal_value
+from dllint.analysis.values import SEQUENTIAL, sequential_layers
+from dllint.finding import Finding
+from dllint.rule import Rule
+
+NN = "torch.nn."
+# Layer class -> (position of the `bias` argument, BatchNorm classes matching its output).
+_BN = {d: {f"{NN}BatchNorm{d}d", f"{NN}LazyBatchNorm{d}d", f"{NN}SyncBatchNorm"} for d in (1, 2, 3)}
+BIASED = {
+    f"{NN}Linear": (2, _BN[1]),
+    f"{NN}LazyLinear": (1, _BN[1]),
+    **{f"{NN}Conv{d}d": (7, _BN[d]) for d in (1, 2, 3)},
+    **{f"{NN}ConvTranspose{d}d": (7, _BN[d]) for d in (1, 2, 3)},
+    **{f"{NN}LazyConv{d}d": (6, _BN[d]) for d in (1, 2, 3)},
+    **{f"{NN}LazyConvTranspose{d}d": (6, _BN[d]) for d in (1, 2, 3)},
+}
+
+
+class BiasBeforeBatchNorm(Rule):
+    code = "DL204"
+    name = "bias-before-batchnorm"
+    summary = "Conv/Linear layer with a bias that the BatchNorm right after it cancels"
+    severity = "note"
+    needs = (("BatchNorm",), ("Conv", "Linear"))
+
+    def check(self) -> Iterator[Finding]:
+        layers = layers_of(self.facts)
+        for call in self.facts.calls():
+            kind = normalise_qualname(self.facts.qualname(call.func))
+            if kind not in BIASED or not has_bias(call, BIASED[kind][0]):
+                continue
+            layer = self._layer(call, kind)
+            if layer is None:
+                continue
+            follow = layers.following(layer, strict=True)
+            if follow.kind == "op" and follow.qualname in BIASED[kind][1]:
+                norm = follow.label or ""
+                short = follow.qualname.rsplit(".", 1)[1]
+                if short not in norm:
+                    norm = f"{norm}` ({short})"
+                else:
+                    norm = f"{norm}`"
+                yield self.finding(call, self.message(call, layer, norm))
+
+    def _layer(self, call: cst.Call, kind: str) -> Layer | None:
+        """The layer this construction is: an element of an ``nn.Sequential`` or a
+        ``self.`` attribute of an in-module model class."""
+        parent = self.facts.tree.parent.get(call)
+        if isinstance(parent, cst.Arg):
+            seq = self.facts.tree.parent.get(parent)
+        elif isinstance(parent, cst.Element):  # OrderedDict([("conv", nn.Conv2d(...)), ...])
+            pair = self.facts.tree.parent.get(parent)
+            seq = None
+            for ancestor in list(self.facts.tree.ancestors(pair))[:8]:
+                if isinstance(ancestor, cst.Call) and self._is_sequential(ancestor):
+                    seq = ancestor
+                    break
+        elif isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if isinstance(target, cst.Attribute):
+                layer = layers_of(self.facts).layer_of(target)
+                return layer if layer is not None and layer.node is call else None
+            return None
+        else:
+            return None
+        if not isinstance(seq, cst.Call) or not self._is_sequential(seq):
+            return None
+        elements = sequential_layers(seq)
+        for index, element in enumerate(elements):
+            if element is call:
+                return Layer(call, kind, self.facts.module.code_for_node(call), None, None,
+                             seq, index)  # fmt: skip
+        return None
+
+    def _is_sequential(self, call: cst.Call) -> bool:
+        return normalise_qualname(self.facts.qualname(call.func)) == SEQUENTIAL
+
+    def message(self, call: cst.Call, layer: Layer, norm: str) -> str:
+        code = " ".join(self.facts.module.code_for_node(call).split())
+        if len(code) > 50:
+            code = code[:47] + "..."
+        named = f" (`{layer.label}`)" if layer.attribute is not None else ""
+        return (
+            f"`{code}`{named} has a bias, but its output goes straight into `{norm}, whose "
+            f"mean subtraction cancels it: pass `bias=False` to save the parameters (a hint: "
+            f"results do not change)."
+        )
+
+
+def has_bias(call: cst.Call, position: int) -> bool:
+    """True when the layer keeps its default ``bias=True`` (or says ``True`` literally)."""
+    if any(arg.star for arg in call.args):
+        return False  # **kwargs / *args may set it
+    value = argument(call, position, "bias")
+    return value is None or literal_value(value) is True
