@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
+import sys
+import threading
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,6 +67,51 @@ def check_text(
     rules = [rule for rule in rules if rule.applies_to(text)]
     if not rules:
         return _syntax_check(text, path)
+    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa)
+
+
+# libcst and the rules walk the tree recursively: a statement nested a few hundred
+# levels deep (valid Python; dllint.source refuses deeper ones) needs more than
+# Python's default 1000 frames, and more C stack than the main thread may have.
+DEEP_STACK_BYTES = 512 * 1024 * 1024  # reserved, not used: pages are touched on demand
+DEEP_RECURSION_LIMIT = 40_000
+
+
+def _with_deep_stack(function, *args):
+    """``function(*args)`` on a thread with a large stack and a high recursion limit,
+    so deeply nested code is checked rather than becoming ``DL002``."""
+    if threading.current_thread().name == "dllint-deep-stack":
+        return function(*args)
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    previous = threading.stack_size()
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        thread = threading.Thread(target=target, name="dllint-deep-stack", daemon=True)
+    except (ValueError, RuntimeError):  # a platform without settable stacks
+        return function(*args)
+    finally:
+        threading.stack_size(previous)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, DEEP_RECURSION_LIMIT))
+    try:
+        thread.start()
+        thread.join()
+    finally:
+        sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
+
+
+def _check_parsed(text, path, rules, report, noqa) -> list[Finding]:
+    """Parse and run the rules (on the deep-stack thread)."""
     from dllint.analysis import ModuleFacts
     from dllint.source import ParseFailure, parse
 
@@ -125,15 +173,30 @@ def read_source(path: str) -> str:
 
 
 def _read_bytes(path: str, failure: type[Exception]) -> bytes:
-    """The file's bytes; a failure to read raises ``failure(reason)``."""
+    """The file's bytes; a failure to read raises ``failure(reason)``.
+
+    Opened without blocking and checked to be a regular file before reading, so a
+    FIFO or device named ``*.py`` is reported instead of hanging the run.
+    """
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise failure("file not found (a broken symlink, or removed while checking)") from None
     except IsADirectoryError:
         raise failure("is a directory") from None
     except OSError as exc:
+        raise failure(f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        with open(descriptor, "rb", closefd=True) as handle:
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISDIR(mode):
+                raise failure("is a directory")
+            if not stat.S_ISREG(mode):
+                raise failure("not a regular file (a FIFO, socket or device); not read")
+            return handle.read()
+    except OSError as exc:
+        if isinstance(exc, failure):
+            raise
         raise failure(f"cannot read the file: {exc.strerror or exc}") from None
 
 

@@ -47,26 +47,130 @@ def decode(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _python_syntax_error(text: str) -> ParseFailure | None:
-    """CPython's own message and position for a syntax error (clearer than libcst's).
+# libcst's native parser recurses once per level of nesting: past a few thousand
+# levels it overflows the C stack and kills the process, and long before that its
+# time grows with the square of the depth. CPython's parser refuses such code with a
+# clean error, so it looks first (about a sixth of libcst's time), and a statement
+# nested deeper than MAX_DEPTH syntax-tree levels is skipped (real code stays under 50;
+# at 300 the slowest shapes, long ternary chains, take seconds to check).
+MAX_DEPTH = 300
+NESTING_MESSAGES = ("too many nested parentheses", "too many levels of indentation", "too complex")
+
+
+def _too_deep(
+    text: str, line: int | None = None, column: int = 1, reason: str = ""
+) -> ParseFailure:
+    if line is None:  # CPython gave no position: the longest line is the likely culprit
+        lengths = [len(part) for part in text.split("\n")]
+        line = lengths.index(max(lengths)) + 1
+    reason = reason or "past the parser's limits"
+    return ParseFailure(
+        f"code is nested too deeply to parse ({reason}); the file was skipped", line, column
+    )
+
+
+def _statements(tree: ast.AST):
+    """Every statement, nested ones included, without visiting expressions."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                stack.extend(children)
+        if isinstance(node, ast.stmt):
+            yield node
+
+
+def _deepest(statement: ast.stmt) -> tuple[int, ast.AST]:
+    """The deepest nesting of a statement's own expressions (not its body's)."""
+    best, where = 0, statement
+    stack = [(child, 1) for child in ast.iter_child_nodes(statement) if not _is_body(child)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > best:
+            best, where = depth, node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return best, where
+
+
+def _is_body(node: ast.AST) -> bool:
+    return isinstance(node, (ast.stmt, ast.ExceptHandler)) or type(node).__name__ == "match_case"
+
+
+def _check_depth(tree: ast.Module, text: str) -> None:
+    """Raise when a statement nests deeper than MAX_DEPTH.
+
+    Each level of nesting takes at least one character, so only statements whose own
+    source (up to their first nested statement) is longer than MAX_DEPTH are walked.
+    """
+    starts = [0]
+    for part in text.split("\n"):
+        starts.append(starts[-1] + len(part) + 1)
+
+    def offset(line: int, column: int) -> int:
+        return starts[min(line, len(starts)) - 1] + column
+
+    for statement in _statements(tree):
+        end = (statement.end_lineno or statement.lineno, statement.end_col_offset or 0)
+        body = [getattr(statement, name, None) for name in ("body", "handlers", "cases")]
+        firsts = [part[0] for part in body if isinstance(part, list) and part]
+        if firsts:
+            end = min((first.lineno, first.col_offset) for first in firsts)
+        if offset(*end) - offset(statement.lineno, statement.col_offset) <= MAX_DEPTH:
+            continue
+        depth, node = _deepest(statement)
+        if depth > MAX_DEPTH:
+            line = getattr(node, "lineno", statement.lineno)
+            column = getattr(node, "col_offset", statement.col_offset) + 1
+            raise _too_deep(
+                text, line, column, f"{depth} levels in one statement, over {MAX_DEPTH}"
+            )
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest bracket nesting, strings and comments not told apart (a rough
+    bound, for files CPython refused before reading them through)."""
+    depth = best = 0
+    for match in re.finditer(r"[\[\](){}]", text):
+        if match.group() in "([{":
+            depth += 1
+            best = max(best, depth)
+        else:
+            depth = max(0, depth - 1)
+    return best
+
+
+def _python_check(text: str) -> ParseFailure | None:
+    """CPython's verdict before libcst sees the text: a ParseFailure for a syntax
+    error (CPython's message and position, clearer than libcst's), None when it
+    parses. Nesting past the parsers' limits raises the failure at once.
 
     Only compiles to an AST: nothing is imported or run.
     """
     try:
-        ast.parse(text)
+        tree = ast.parse(text)
     except SyntaxError as exc:
-        return ParseFailure(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
-    except (RecursionError, MemoryError, ValueError):
+        failure = ParseFailure(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+        if any(words in str(exc.msg) for words in NESTING_MESSAGES):
+            raise _too_deep(text, exc.lineno or None, exc.offset or 1, exc.msg) from None
+        if _bracket_depth(text) > 200:  # CPython stopped early; libcst would go on
+            raise _too_deep(text, reason="over 200 nested brackets") from None
+        return failure
+    except (RecursionError, MemoryError):
+        raise _too_deep(text) from None
+    except ValueError:  # e.g. a NUL byte, which decode() already refuses
         return None
+    _check_depth(tree, text)
     return None
 
 
 def parse(text: str) -> cst.Module:
     """Parse with libcst; every parser failure becomes a ParseFailure."""
+    python_error = _python_check(text)  # raises for code nested too deeply for libcst
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
-        python_error = _python_syntax_error(text)
         if python_error is not None:
             raise python_error from None
         message = str(exc.message).strip() or "invalid syntax"
