@@ -51,7 +51,7 @@ class MethodNotCalled(Rule):
     severity = "error"
     fixable = True
     needs = (
-        ("eval", "train", "zero_grad", "step", "backward"),
+        (".eval", ".train", ".zero_grad", ".step", ".backward"),
         FRAMEWORK_ROOTS,
     )
 
