@@ -163,6 +163,8 @@ def notebook_source(data: str) -> tuple[str, list[Origin]]:
         document = json.loads(data)
     except json.JSONDecodeError as exc:
         raise ParseFailure(f"not a valid notebook: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise ParseFailure("not a valid notebook: its JSON is nested too deeply") from None
     cells = document.get("cells") if isinstance(document, dict) else None
     if not isinstance(cells, list):
         raise ParseFailure("not a valid notebook: no list of cells (nbformat 4 expected)")
