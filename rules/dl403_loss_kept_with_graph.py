@@ -28,7 +28,7 @@ class LossKeptWithGraph(Rule):
     name = "loss-kept-with-graph"
     summary = "running total or list keeps the loss tensor and its autograd graph alive"
     severity = "warning"
-    needs = (("backward",), ("+=", "append", "+ "))
+    needs = (("backward",), ("+", "append"))
     fixable = True
 
     def check(self) -> Iterator[Finding]:
