@@ -125,7 +125,8 @@ def _check_parsed(text, path, rules, report, noqa) -> list[Finding]:
         try:
             findings.extend(rule(facts).check())
         except Exception as exc:  # a bug in one rule must not hide the others
-            reason = f"{type(exc).__name__}: {exc}".strip()
+            lines = f"{type(exc).__name__}: {exc}".strip().splitlines()
+            reason = lines[0] + (" ..." if len(lines) > 1 else "")  # one line
             findings.append(
                 _error(
                     INTERNAL_ERROR,
