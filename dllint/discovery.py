@@ -8,9 +8,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 DEFAULT_EXCLUDES = (
-    ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "virtualenv", "node_modules",
-    "build", "dist", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache",
-    ".ruff_cache", ".dllint_cache", "site-packages", ".eggs", ".ipynb_checkpoints",
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".env",
+    "env",
+    "virtualenv",
+    "node_modules",
+    "build",
+    "dist",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".dllint_cache",
+    "site-packages",
+    ".eggs",
+    ".ipynb_checkpoints",
 )
 SOURCE_SUFFIXES = (".py", ".pyi", ".ipynb")
 Excluder = Callable[[str, str], bool]  # (name, path) -> excluded?

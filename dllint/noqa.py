@@ -27,6 +27,8 @@ def _comments(text: str):
 def suppressions(text: str) -> dict[int, frozenset[str]]:
     """Map line number -> codes suppressed there (``{"*"}`` for a bare ``# noqa``)."""
     found: dict[int, frozenset[str]] = {}
+    if NOQA.search(text) is None:  # most files: no need to tokenize them
+        return found
     for line, comment in _comments(text):
         match = NOQA.search(comment)
         if not match:

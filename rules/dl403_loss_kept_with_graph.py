@@ -72,6 +72,8 @@ class LossKeptWithGraph(Rule):
             if not isinstance(value.operator, cst.Add):
                 continue
             target = node.targets[0].target
+            if not _could_match(target, value):
+                continue  # most `a = b + c` (codegen is slow on huge files)
             text = code(target)
             if code(value.left) == text:
                 yield node, target, value.right, "assign"
@@ -280,3 +282,9 @@ def _root_text(node: cst.CSTNode, code) -> str | None:
     while isinstance(node, cst.Subscript):
         node = node.value
     return dotted(node)
+
+
+def _could_match(target: cst.BaseExpression, value: cst.BinaryOperation) -> bool:
+    """Cheap test before comparing code: ``X = X + v`` needs an operand of the
+    target's own node type."""
+    return type(value.left) is type(target) or type(value.right) is type(target)

@@ -28,7 +28,7 @@ class ModuleFacts:
 
     @cached_property
     def tree(self) -> TreeIndex:
-        return TreeIndex(self.module)
+        return TreeIndex(self.module, self.text)
 
     @cached_property
     def names(self) -> Names:

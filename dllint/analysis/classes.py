@@ -58,9 +58,7 @@ class ClassInfo:
         return []
 
     def derives_from(self, qualnames: tuple[str, ...]) -> bool:
-        return any(
-            base in qualnames for info in self.lineage() for base in info.base_names if base
-        )
+        return any(base in qualnames for info in self.lineage() for base in info.base_names if base)
 
     @cached_property
     def is_module(self) -> bool:

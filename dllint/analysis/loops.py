@@ -26,7 +26,9 @@ class Loops:
         for ancestor in self.tree.ancestors(node):
             if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
                 break
-            if isinstance(ancestor, LOOP_TYPES) and not self.tree.contains(ancestor.iter if isinstance(ancestor, cst.For) else ancestor.test, node):
+            if isinstance(ancestor, LOOP_TYPES) and not self.tree.contains(
+                ancestor.iter if isinstance(ancestor, cst.For) else ancestor.test, node
+            ):
                 found.append(ancestor)
         return found
 
@@ -59,5 +61,9 @@ class Loops:
             if depth >= MAX_CALL_DEPTH:
                 continue
             function = self.callee(call)
-            if function is not None and function not in visited and not self.tree.contains(function, root):
+            if (
+                function is not None
+                and function not in visited
+                and not self.tree.contains(function, root)
+            ):
                 self._collect(function, found, visited, depth + 1)

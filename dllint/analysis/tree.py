@@ -7,11 +7,13 @@ walked once however many rules run. Positions (line/column) come from libcst's
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import partial
 
 import libcst as cst
 from libcst import MaybeSentinel
@@ -68,14 +70,16 @@ def _index(index: TreeIndex, node: cst.CSTNode, parent: cst.CSTNode | None) -> N
 class TreeIndex:
     """Parents, pre-order positions and per-type node lists of one module."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, text: str | None = None) -> None:
         self.module = module
+        self.text = text  # the source, when known: finds statements' lines cheaply
         self.order: dict[cst.CSTNode, int] = {}
         self.last: dict[cst.CSTNode, int] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.by_type: dict[type, list[cst.CSTNode]] = defaultdict(list)
         _index(self, module, None)
-        self._positions = None
+        self._positions: dict | None = None
+        self._shifts: dict | None = None
         self._order_lists: dict[type, list[int]] = {}
 
     # -- navigation ---------------------------------------------------------------
@@ -156,15 +160,100 @@ class TreeIndex:
 
     # -- positions ----------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> tuple[tuple[int, int], tuple[int, int]]:
-        """1-based (line, column) of the node's start and end, as an editor shows them."""
-        if self._positions is None:
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._positions = wrapper.resolve(PositionProvider)
-        position = self._positions[node]
+        """1-based (line, column) of the node's start and end, as an editor shows them.
+
+        Positions are resolved for the one top-level statement holding the node (a
+        module of that statement alone), shifted by the lines before it: a finding in
+        a 180k-line file does not pay for the positions of the whole file.
+        """
+        top = self._top_statement(node)
+        shift = self._line_shift(top)
+        if shift is not None:
+            position = self._positions_of(top)[node]
+        else:  # the module itself, or a comment of its header or footer
+            position = self._positions_of(self.module)[node]
+            shift = 0
         return (
-            (position.start.line, position.start.column + 1),
-            (position.end.line, position.end.column + 1),
+            (position.start.line + shift, position.start.column + 1),
+            (position.end.line + shift, position.end.column + 1),
         )
+
+    def _top_statement(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The child of the module that holds ``node`` (the module for itself)."""
+        current = node
+        while True:
+            parent = self.parent.get(current)
+            if parent is None or parent is self.module:
+                return current
+            current = parent
+
+    def _positions_of(self, top: cst.CSTNode):
+        if self._positions is None:
+            self._positions = {}
+        found = self._positions.get(top)
+        if found is None:
+            alone = self.module
+            if top is not self.module:
+                alone = self.module.with_changes(body=[top], header=[], footer=[])
+            wrapper = MetadataWrapper(alone, unsafe_skip_copy=True)
+            found = self._positions[top] = wrapper.resolve(PositionProvider)
+        return found
+
+    def _line_shift(self, top: cst.CSTNode) -> int | None:
+        """How many lines of the module come before ``top``'s own code (its header
+        comments and the earlier statements); None when ``top`` is not a statement."""
+        if self._shifts is None:
+            self._shifts = self._shifts_from_ast() or self._shifts_from_code()
+        shift = self._shifts.get(top)
+        if callable(shift):
+            shift = self._shifts[top] = shift()
+        return shift
+
+    def _shifts_from_code(self) -> dict:
+        """Line counts of the generated code of every statement (exact, but slow on
+        very large files)."""
+        shifts = {}
+        line = len(self.module.header)
+        for statement in self.module.body:
+            shifts[statement] = line
+            line += self.module.code_for_node(statement).count("\n")
+        return shifts
+
+    def _shifts_from_ast(self) -> dict | None:
+        """Shifts from CPython's line numbers of the same statements: the line of a
+        statement's first token in the file, less its line in the statement-alone
+        module. None when the source is unknown or the two parsers disagree."""
+        if self.text is None:
+            return None
+        try:
+            body = ast.parse(self.text).body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        shifts: dict = {}
+        index = 0
+        for statement in self.module.body:
+            if isinstance(statement, cst.SimpleStatementLine):
+                anchor, count = statement.body[0], len(statement.body)
+            else:
+                anchor, count = _first_token_node(statement), 1
+            if anchor is None or index + count > len(body):
+                return None
+            line = body[index].lineno
+            shifts[statement] = partial(self._shift_of, statement, anchor, line)
+            index += count
+        return shifts if index == len(body) else None
+
+    def _shift_of(self, statement: cst.CSTNode, anchor: cst.CSTNode, line: int) -> int:
+        return line - self._positions_of(statement)[anchor].start.line
+
+
+def _first_token_node(statement: cst.CSTNode) -> cst.CSTNode | None:
+    """A node of a compound statement that starts on the line CPython's ``lineno``
+    names: the ``def``/``class`` name (CPython counts from ``def``, after the
+    decorators), else the statement itself (its keyword)."""
+    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+        return statement.name
+    return statement
 
 
 def dotted(node: cst.CSTNode) -> str | None:

@@ -133,7 +133,9 @@ class Values:
             if inner is not None:
                 self._follow(inner, path, through, leaves, seen, depth + 1)
                 return
-        step = (lambda e, p: self._follow(e, p, through, leaves, seen, depth + 1))
+
+        def step(e, p):
+            return self._follow(e, p, through, leaves, seen, depth + 1)
 
         if isinstance(expr, cst.Name):
             if self._follow_name(expr, path, step):
