@@ -329,6 +329,52 @@ class Modes:
                 found.append((call, model))
         return found
 
+    def built_for_a_smoke_test(self, model: cst.CSTNode, region: cst.CSTNode) -> bool:
+        """``model`` is a name bound in ``region`` (a function) to a fresh construction
+        and no weights are loaded there: ``def test(): net = ResNet18(); y =
+        net(torch.randn(2, 3, 32, 32))`` checks shapes of an untrained network; there
+        are no metrics for training mode to spoil."""
+        if not isinstance(model, cst.Name) or not isinstance(region, cst.FunctionDef):
+            return False
+        bindings = [b for b in self.names.bindings_of(model.value, region) if b.kind != "global"]
+        if not bindings or any(
+            b.kind != "assign" or b.path or not isinstance(b.value, cst.Call) for b in bindings
+        ):
+            return False
+        if any(
+            self.classes.constructed(b.value) is None and not self._builds_model(b.value)
+            for b in bindings
+        ):
+            return False
+        for call in self.tree.descendants(region, cst.Call):
+            func = call.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else None
+            if name in ("load_state_dict", "load", "from_pretrained", "load_from_checkpoint"):
+                return False
+            if self.names.qualname(func) in ("torch.load", "torch.hub.load"):
+                return False
+            if keyword(call, "pretrained") is not None or keyword(call, "weights") is not None:
+                return False
+        return True
+
+    def _builds_model(self, call: cst.Call, depth: int = 0) -> bool:
+        """A torchvision/timm constructor, or a same-file factory (``def SENet18():
+        return SENet(...)``) that only returns constructions."""
+        qualname = self.names.qualname(call.func) or ""
+        if qualname.startswith(("torchvision.models.", "timm.create_model")):
+            return True
+        function = self.facts.values.called_function(call)
+        if function is None or depth > 3:
+            return False
+        returned = self.facts.values.returns(function)
+        return bool(returned) and all(
+            isinstance(value, cst.Call)
+            and (
+                self.classes.constructed(value) is not None or self._builds_model(value, depth + 1)
+            )
+            for value in returned
+        )
+
     # -- (2) mode calls -----------------------------------------------------------------
     def mode_call(self, call: cst.CSTNode) -> ModeCall | None:
         """``m.eval()``, ``m.train(False)``, ``m.train()``; ``m.train(flag)`` is unknown."""

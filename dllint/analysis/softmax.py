@@ -155,8 +155,12 @@ def _exp_key(facts: ModuleFacts, node: cst.CSTNode):
 
 
 def _shifted(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
-    """``x - x.max(...)`` (or a name assigned one, or ``x -= ...``): the stable form."""
+    """``x - x.max(...)`` (or a name assigned one, or ``x -= ...``): the stable form.
+    Also a negated square (``exp(-0.5 * (k / s) ** 2)``, a Gaussian kernel
+    normalised to sum 1): it is never positive, so it cannot overflow."""
     if isinstance(x, cst.BinaryOperation) and isinstance(x.operator, cst.Subtract):
+        return True
+    if _negated(x) and _squares(facts, x):
         return True
     if isinstance(x, cst.Name):
         binding = facts.names.binding_at(x.value, x)
@@ -167,6 +171,32 @@ def _shifted(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
             if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Subtract):
                 return True
     return False
+
+
+def _negated(x: cst.BaseExpression) -> bool:
+    """``-e`` or a product/quotient with a negated or negative factor first."""
+    if isinstance(x, cst.UnaryOperation) and isinstance(x.operator, cst.Minus):
+        return True
+    if isinstance(x, cst.BinaryOperation) and isinstance(x.operator, (cst.Multiply, cst.Divide)):
+        return _negated(x.left) or (isinstance(x.operator, cst.Multiply) and _negated(x.right))
+    return False
+
+
+def _squares(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
+    """``x`` holds a square: ``e ** 2``, ``e.pow(2)``, ``e.square()``."""
+    for node in facts.tree.descendants(x, cst.BinaryOperation, cst.Call):
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.Power) and _is_two(node.right):
+                return True
+        elif isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method == "square" or (method == "pow" and node.args and _is_two(node.args[0].value)):
+                return True
+    return False
+
+
+def _is_two(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.Integer) and node.value == "2"
 
 
 def _code(facts: ModuleFacts, node: cst.CSTNode) -> str:
