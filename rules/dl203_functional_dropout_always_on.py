@@ -14,7 +14,7 @@ import libcst as cst
 
 from dllint.analysis.classes import MODULE_BASES
 from dllint.analysis.syntax import call_arguments_known, method_self
-from dllint.analysis.tree import argument
+from dllint.analysis.tree import argument, dotted
 from dllint.finding import Finding
 from dllint.fixes import Fix
 from dllint.rule import Rule
@@ -25,6 +25,37 @@ ALWAYS_ON = {
 ALWAYS_OFF = {f"torch.nn.functional.{name}" for name in ("alpha_dropout", "feature_alpha_dropout")}
 MODULE_BASE_PREFIXES = ("torch.nn.",)
 TRANSFORMERS_BASES = ("transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel")
+
+
+def implies_training(test: cst.BaseExpression, owner: str, truth: bool) -> bool:
+    """Does ``test`` evaluating to ``truth`` mean ``owner.training`` is true?"""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return implies_training(test.expression, owner, not truth)
+    if isinstance(test, cst.BooleanOperation):
+        if truth and isinstance(test.operator, cst.And):
+            return implies_training(test.left, owner, True) or implies_training(
+                test.right, owner, True
+            )
+        if not truth and isinstance(test.operator, cst.Or):
+            return implies_training(test.left, owner, False) or implies_training(
+                test.right, owner, False
+            )
+        return False
+    return truth and dotted(test) == f"{owner}.training"
+
+
+def ends_with_exit(block: cst.BaseSuite) -> bool:
+    """The block ends with ``return`` or ``raise``."""
+    if isinstance(block, cst.IndentedBlock):
+        statements = block.body
+        if not statements or not isinstance(statements[-1], cst.SimpleStatementLine):
+            return False
+        small = statements[-1].body
+    elif isinstance(block, cst.SimpleStatementSuite):
+        small = block.body
+    else:
+        return False
+    return bool(small) and isinstance(small[-1], (cst.Return, cst.Raise))
 
 
 class FunctionalDropoutAlwaysOn(Rule):
@@ -50,11 +81,45 @@ class FunctionalDropoutAlwaysOn(Rule):
             if not self.in_module_class(forward):
                 continue
             owner = method_self(self.facts, forward)
+            if qualname in ALWAYS_ON and owner and self.only_while_training(call, forward, owner):
+                continue  # runs only in training mode, where training=True is right
             yield self.finding(
                 call,
                 self.message(call, qualname, owner or "self"),
                 fix=self.fix(call, owner),
             )
+
+    def only_while_training(self, call: cst.Call, function: cst.FunctionDef, owner: str) -> bool:
+        """Does ``call`` run only when ``owner.training`` is true?
+
+        Inside ``if owner.training [and ...]:`` (or the else branch of ``if not
+        owner.training``), the same as a conditional expression, or after an early
+        ``if not owner.training: return ...`` at the top of the function.
+        """
+        tree = self.facts.tree
+        child: cst.CSTNode = call
+        for node in tree.ancestors(call):
+            if node is function:
+                break
+            if isinstance(node, (cst.If, cst.IfExp)):
+                if child is node.body and implies_training(node.test, owner, True):
+                    return True
+                if child is node.orelse and implies_training(node.test, owner, False):
+                    return True
+            child = node
+        statement = tree.statement_of(call)
+        body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
+        for top in body:
+            if tree.contains(top, statement):
+                break
+            if (
+                isinstance(top, cst.If)
+                and top.orelse is None
+                and implies_training(top.test, owner, False)
+                and ends_with_exit(top.body)
+            ):
+                return True
+        return False
 
     def in_module_class(self, function: cst.FunctionDef) -> bool:
         """Is ``function`` a method of an ``nn.Module`` (or Lightning/transformers) class?"""

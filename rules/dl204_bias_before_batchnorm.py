@@ -28,6 +28,13 @@ BIASED = {
     **{f"{NN}LazyConv{d}d": (6, _BN[d]) for d in (1, 2, 3)},
     **{f"{NN}LazyConvTranspose{d}d": (6, _BN[d]) for d in (1, 2, 3)},
 }
+# Downloading published weights: the file's layers mirror a checkpoint that has the biases.
+PRETRAINED_LOADERS = {
+    "torch.utils.model_zoo.load_url",
+    "torch.hub.load_state_dict_from_url",
+    "torchvision.models.utils.load_state_dict_from_url",
+    "torchvision._internally_replaced_utils.load_state_dict_from_url",
+}
 
 
 class BiasBeforeBatchNorm(Rule):
@@ -38,6 +45,8 @@ class BiasBeforeBatchNorm(Rule):
     needs = (("BatchNorm",), ("Conv", "Linear"))
 
     def check(self) -> Iterator[Finding]:
+        if self.loads_published_weights():
+            return  # bias=False would break loading the checkpoint the layers mirror
         layers = layers_of(self.facts)
         for call in self.facts.calls():
             kind = normalise_qualname(self.facts.qualname(call.func))
@@ -55,6 +64,12 @@ class BiasBeforeBatchNorm(Rule):
                 else:
                     norm = f"{norm}`"
                 yield self.finding(call, self.message(call, layer, norm))
+
+    def loads_published_weights(self) -> bool:
+        """Does the file download a published checkpoint (``model_zoo.load_url``...)?"""
+        return any(
+            self.facts.qualname(call.func) in PRETRAINED_LOADERS for call in self.facts.calls()
+        )
 
     def _layer(self, call: cst.Call, kind: str) -> Layer | None:
         """The layer this construction is: an element of an ``nn.Sequential`` or a
