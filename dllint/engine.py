@@ -57,17 +57,20 @@ def check_text(
     rules: Iterable[type[Rule]],
     report: Report | None = None,
     noqa: bool = True,
+    exact: bool = False,
 ) -> list[Finding]:
     """Check already-decoded source. Parse errors come back as a DL001 finding.
 
     Only the rules whose ``needs`` occur in the text run; with none, the text is not
     parsed at all. ``noqa=False`` leaves ``# noqa`` comments to the caller (flake8
-    applies its own).
+    applies its own). ``exact`` parses every statement (for fixes, whose module is
+    written back), where a check may skip dead constants of a huge file
+    (``dllint.source.parse_for_check``).
     """
     rules = [rule for rule in rules if rule.applies_to(text)]
     if not rules:
         return _syntax_check(text, path)
-    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa)
+    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact)
 
 
 # libcst and the rules walk the tree recursively: a statement nested a few hundred
@@ -110,16 +113,16 @@ def _with_deep_stack(function, *args):
     return outcome["value"]
 
 
-def _check_parsed(text, path, rules, report, noqa) -> list[Finding]:
+def _check_parsed(text, path, rules, report, noqa, exact=False) -> list[Finding]:
     """Parse and run the rules (on the deep-stack thread)."""
     from dllint.analysis import ModuleFacts
-    from dllint.source import ParseFailure, parse
+    from dllint.source import ParseFailure, parse_for_check
 
     try:
-        module = parse(text)
+        module, parsed_text = parse_for_check(text, slim=not exact)
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    facts = ModuleFacts(path, text, module)
+    facts = ModuleFacts(path, parsed_text, module)
     findings: list[Finding] = []
     for rule in rules:
         try:

@@ -116,7 +116,7 @@ def fix_text(text: str, path: str, rules) -> tuple[str, int]:
 
     total = 0
     for _ in range(MAX_PASSES):
-        findings = [f for f in check_text(text, path, rules) if f.edit is not None]
+        findings = [f for f in check_text(text, path, rules, exact=True) if f.edit is not None]
         if not findings:
             break
         try:

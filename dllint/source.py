@@ -6,6 +6,7 @@ import ast
 import io
 import re
 import tokenize
+from collections import Counter
 from dataclasses import dataclass
 
 import libcst as cst
@@ -141,7 +142,7 @@ def _bracket_depth(text: str) -> int:
     return best
 
 
-def _python_check(text: str) -> ParseFailure | None:
+def _python_check(text: str) -> tuple[ParseFailure | None, ast.Module | None]:
     """CPython's verdict before libcst sees the text: a ParseFailure for a syntax
     error (CPython's message and position, clearer than libcst's), None when it
     parses. Nesting past the parsers' limits raises the failure at once.
@@ -156,18 +157,78 @@ def _python_check(text: str) -> ParseFailure | None:
             raise _too_deep(text, exc.lineno or None, exc.offset or 1, exc.msg) from None
         if _bracket_depth(text) > 200:  # CPython stopped early; libcst would go on
             raise _too_deep(text, reason="over 200 nested brackets") from None
-        return failure
+        return failure, None
     except (RecursionError, MemoryError):
         raise _too_deep(text) from None
     except ValueError:  # e.g. a NUL byte, which decode() already refuses
-        return None
+        return None, None
     _check_depth(tree, text)
-    return None
+    return None, tree
 
 
 def parse(text: str) -> cst.Module:
     """Parse with libcst; every parser failure becomes a ParseFailure."""
-    python_error = _python_check(text)  # raises for code nested too deeply for libcst
+    return parse_for_check(text, slim=False)[0]
+
+
+SLIM_FROM_LINES = 5_000
+
+
+def parse_for_check(text: str, slim: bool = True) -> tuple[cst.Module, str]:
+    """Parse for checking: the module and the text it was parsed from.
+
+    libcst parses about ten times slower than CPython. In a file of over
+    ``SLIM_FROM_LINES`` lines (generated tables, dumped constants), a top-level
+    ``NAME = <literal>`` alone on its lines whose name occurs nowhere else in the
+    file cannot matter to any rule, so with ``slim`` its lines are left blank before
+    libcst sees them: line and column numbers stay the same. Fixing must not slim
+    (the fixed file is written from the module).
+    """
+    python_error, tree = _python_check(text)  # raises for code nested too deeply
+    if slim and tree is not None and text.count("\n") >= SLIM_FROM_LINES:
+        text = _without_dead_constants(text, tree)
+    return _libcst_parse(text, python_error), text
+
+
+def _without_dead_constants(text: str, tree: ast.Module) -> str:
+    counts = Counter(re.findall(r"[A-Za-z_]\w*", text))
+    lines = text.split("\n")
+    body = tree.body
+    blanked = 0
+    for index, statement in enumerate(body):
+        if not (
+            isinstance(statement, ast.Assign)
+            and all(isinstance(t, ast.Name) and counts[t.id] == 1 for t in statement.targets)
+            and _literal(statement.value)
+        ):
+            continue
+        alone = (index == 0 or body[index - 1].end_lineno < statement.lineno) and (
+            index + 1 == len(body) or body[index + 1].lineno > statement.end_lineno
+        )
+        if alone:
+            for number in range(statement.lineno - 1, statement.end_lineno):
+                lines[number] = ""
+            blanked += 1
+    return "\n".join(lines) if blanked else text
+
+
+def _literal(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _literal(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _literal(node.left) and _literal(node.right)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(_literal(element) for element in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _literal(k) for k in node.keys) and all(
+            _literal(v) for v in node.values
+        )
+    return False
+
+
+def _libcst_parse(text: str, python_error: ParseFailure | None) -> cst.Module:
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
