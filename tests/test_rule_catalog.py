@@ -66,3 +66,14 @@ def test_rule_has_five_positive_and_five_negative_fixtures(rule):
             for c in m.group(1).split(",")
         }
         assert rule.code not in markers, f"{path.name} is negative but expects {rule.code}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_readme_lists_the_rule_with_its_level_and_fix(rule):
+    readme = (ROOT / "README.md").read_text("utf-8")
+    row = next((line for line in readme.splitlines() if line.startswith(f"| [{rule.code}]")), None)
+    assert row is not None, f"README.md has no row for {rule.code}"
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == rule.name and cells[2].startswith(rule.severity)
+    assert (cells[3] == "yes") == rule.fixable
+    assert ("off by default" in cells[2]) == (not rule.default_enabled)
