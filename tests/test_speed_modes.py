@@ -109,8 +109,13 @@ def test_a_file_no_rule_needs_is_not_parsed(monkeypatch):
     parsed = []
     import dllint.source
 
-    original = dllint.source.parse
-    monkeypatch.setattr(dllint.source, "parse", lambda text: parsed.append(text) or original(text))
+    original = dllint.source.parse_for_check
+
+    def counting(text, slim=True):
+        parsed.append(text)
+        return original(text, slim)
+
+    monkeypatch.setattr(dllint.source, "parse_for_check", counting)
     assert check_text("loss.backward()\n", "a.py", [Counting]) == []
     assert parsed == [] and Counting.checked == 0
     assert check_text("loss.backward()\nopt.step()\n", "b.py", [Counting]) == []
