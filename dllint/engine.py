@@ -122,6 +122,14 @@ def _check_parsed(text, path, rules, report, noqa, exact=False) -> list[Finding]
         module, parsed_text = parse_for_check(text, slim=not exact)
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    except Exception as exc:  # a bug in dllint's parsing: this file only, and say so
+        if report is not None:
+            report.tracebacks.append(traceback.format_exc())
+        reason = (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0]
+        message = (
+            f"dllint failed to parse this file ({reason}); it was skipped. Please report this."
+        )
+        return [_error(INTERNAL_ERROR, path, message)]
     facts = ModuleFacts(path, parsed_text, module)
     findings: list[Finding] = []
     for rule in rules:

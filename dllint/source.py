@@ -99,6 +99,14 @@ def _is_body(node: ast.AST) -> bool:
     return isinstance(node, (ast.stmt, ast.ExceptHandler)) or type(node).__name__ == "match_case"
 
 
+def _start(node: ast.AST) -> tuple[int, int]:
+    """Where a statement, handler or ``case`` starts (a ``match_case`` has no position
+    of its own: its pattern's, just after ``case``, bounds it)."""
+    if not hasattr(node, "lineno"):
+        node = node.pattern
+    return node.lineno, node.col_offset
+
+
 def _check_depth(tree: ast.Module, text: str) -> None:
     """Raise when a statement nests deeper than MAX_DEPTH.
 
@@ -117,7 +125,7 @@ def _check_depth(tree: ast.Module, text: str) -> None:
         body = [getattr(statement, name, None) for name in ("body", "handlers", "cases")]
         firsts = [part[0] for part in body if isinstance(part, list) and part]
         if firsts:
-            end = min((first.lineno, first.col_offset) for first in firsts)
+            end = min(_start(first) for first in firsts)
         if offset(*end) - offset(statement.lineno, statement.col_offset) <= MAX_DEPTH:
             continue
         depth, node = _deepest(statement)
