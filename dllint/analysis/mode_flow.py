@@ -329,8 +329,10 @@ class ModeFlow:
 
     def under_no_grad(self, node: cst.CSTNode) -> bool:
         for ancestor in self.tree.ancestors(node):
-            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+            if isinstance(ancestor, cst.FunctionDef):
                 return self.modes._decorated(ancestor) is not None
+            if isinstance(ancestor, cst.Lambda):
+                continue  # no decorators: the block around it decides
             if isinstance(ancestor, cst.With) and self.modes.grad_disabled(ancestor):
                 return True
         return False
