@@ -24,6 +24,7 @@ from dllint.analysis.tree import TreeIndex, literal_value
 SEQUENTIAL = "torch.nn.Sequential"
 MAX_DEPTH = 30
 MAX_NESTED = 12  # origins() questions asked while answering another
+MAX_STEPS = 4000  # expressions visited for one outermost origins() question
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Values:
         self.names = names
         self.classes = classes
         self._active: set[tuple] = set()
+        self._steps = 0
 
     # -- public -----------------------------------------------------------------------
     def origins(self, expr: cst.CSTNode, through: Through | None = None) -> list[Value]:
@@ -60,6 +62,8 @@ class Values:
         key = (id(expr), through)
         if key in active or len(active) >= MAX_NESTED:
             return [Value(expr)]
+        if not active:
+            self._steps = 0
         active.add(key)
         leaves: list[Value] = []
         try:
@@ -124,7 +128,10 @@ class Values:
     # -- following --------------------------------------------------------------------
     def _follow(self, expr, path, through, leaves, seen, depth) -> None:
         key = (id(expr), path)
-        if depth > MAX_DEPTH or key in seen:
+        # A recursive function called with ``x[0]`` grows the path at every turn, so
+        # ``seen`` never repeats: the step budget keeps the fan-out from exploding.
+        self._steps += 1
+        if depth > MAX_DEPTH or key in seen or self._steps > MAX_STEPS:
             leaves.append(Value(expr, path))
             return
         seen = seen | {key}

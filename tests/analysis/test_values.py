@@ -148,3 +148,24 @@ def test_origins_of_a_recursive_walk_terminate(snippet):
     )
     leaves = s.origins("v", cst.Name, 1)
     assert leaves
+
+
+def test_recursive_calls_with_growing_selectors_stay_fast(snippet):
+    # parse(out) calls parse(out[0]) and parse(out[1]) from several places: the selector
+    # path grows at every turn, so only the step budget bounds the walk.
+    import time
+
+    s = snippet(
+        """
+        def parse(out):
+            if a:
+                return out[0][0], None
+            if b:
+                return None, parse(out[0])[1]
+            return parse(out[0])[0], parse(out[1])[1]
+        first, second = parse(make())
+        """
+    )
+    start = time.perf_counter()
+    assert s.origins("first", cst.Name, 0)
+    assert time.perf_counter() - start < 5
