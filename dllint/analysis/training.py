@@ -684,7 +684,29 @@ class Training:
     def clears_in(self, root: cst.CSTNode, optimizer: Optimizer) -> bool:
         """Whether anything in ``root``'s reach clears ``optimizer``'s gradients."""
         nodes = self.reach_nodes(root, cst.Call, cst.Assign, cst.Del)
-        return any(self.clears(node, optimizer) for node in nodes)
+        if any(self.clears(node, optimizer) for node in nodes):
+            return True
+        return self._cleared_by_others(nodes, optimizer)
+
+    def _cleared_by_others(self, nodes: list, optimizer: Optimizer) -> bool:
+        """Other optimizers' ``zero_grad()`` calls among ``nodes`` that together clear
+        every model ``optimizer`` draws from: an InfoGAN's optimizer over
+        ``chain(G.parameters(), D.parameters())`` is cleared by the G and D
+        optimizers' own ``zero_grad()``."""
+        sources = self.parameter_sources(optimizer)
+        if not sources:
+            return False
+        cleared: list[ModelRef] = []
+        for node in nodes:
+            if not isinstance(node, cst.Call) or call_name(node) != "zero_grad":
+                continue
+            if not isinstance(node.func, cst.Attribute):
+                continue
+            other = self.optimizer(node.func.value)
+            if other is None or other.same_as(optimizer):
+                continue
+            cleared.extend(self.parameter_sources(other) or ())
+        return all(any(_covers_model(ref, source) for ref in cleared) for source in sources)
 
     # -- certain clearing (DL402) -----------------------------------------------------
     def clears_all_of(self, node: cst.CSTNode, optimizer: Optimizer) -> bool:
@@ -842,6 +864,15 @@ class Training:
         if not isinstance(func, cst.Attribute) or func.attr.value != "step" or call.args:
             return None
         return self.scheduler(func.value)
+
+
+def _covers_model(ref: ModelRef, source: ModelRef) -> bool:
+    """``ref`` is the model ``source`` or one that owns it."""
+    if ref.keys & source.keys or ref.keys & source.within:
+        return True
+    return bool(ref.name and source.name) and (
+        ref.name == source.name or source.name.startswith(ref.name + ".")
+    )
 
 
 def _is_grad_attribute(node: cst.CSTNode) -> bool:
