@@ -47,7 +47,9 @@ class FrozenModuleInTrainMode(Rule):
                     continue
                 sub = call.func.value if _is_method_call(call) else call.func
                 kinds = flow.certain_mode_layers(sub)
-                if not kinds or self._kept_in_eval(info, attribute, sub):
+                if not kinds or self._bare_mode_layer(sub):
+                    continue
+                if self._kept_in_eval(info, attribute, sub):
                     continue
                 reported.add((id(info), attribute))
                 yield self.finding(call, self._member_message(call, sub, kinds, how))
@@ -116,11 +118,13 @@ class FrozenModuleInTrainMode(Rule):
                 flag = argument(call, 0, "requires_grad")
                 if flag is None or literal_value(flag) is not False:
                     continue
+                if _conditional(tree, call, method):
+                    continue
                 attribute = _self_attr_of(call.func.value, self_name, self.facts)
                 if attribute is not None:
                     found.add(attribute)
             for assign in tree.descendants(method, cst.Assign):
-                if literal_value(assign.value) is not False:
+                if literal_value(assign.value) is not False or _conditional(tree, assign, method):
                     continue
                 for target in assign.targets:
                     t = target.target
@@ -206,7 +210,7 @@ class FrozenModuleInTrainMode(Rule):
                 if text is None or ("loop", text) in reported:
                     continue
                 kinds = flow.certain_mode_layers(model)
-                if not kinds or self._trained(model, text):
+                if not kinds or self._bare_mode_layer(model) or self._trained(model, text):
                     continue
                 if not self._left_in_train_mode(call, model):
                     continue
@@ -217,6 +221,25 @@ class FrozenModuleInTrainMode(Rule):
                     f"is in training mode, so {_effect(kinds)}; call `{text}.eval()` once "
                     f"before the loop (and after any `train()` of a module that holds it).",
                 )
+
+    def _bare_mode_layer(self, sub: cst.CSTNode) -> bool:
+        """``sub`` is itself a batch-norm or dropout layer (``nn.BatchNorm1d(8)``), not a
+        network holding one: calling it under ``no_grad`` asks for exactly what its
+        training mode does (batch statistics, dropping), as in a sync-batch-norm test."""
+        values = self.facts.values
+        leaves = values.origins(sub, through=values.module_passthrough)
+        if not leaves:
+            return False
+        for leaf in leaves:
+            if leaf.path or not isinstance(leaf.node, cst.Call):
+                return False
+            qualname = self.facts.qualname(leaf.node.func) or ""
+            last = qualname.rsplit(".", 1)[-1]
+            if not qualname.startswith("torch.nn.") or not (
+                "BatchNorm" in last or "Dropout" in last
+            ):
+                return False
+        return True
 
     def _trained(self, model: cst.CSTNode, text: str) -> bool:
         """The model's parameters feed an optimizer, or it runs with gradients in a
@@ -292,6 +315,17 @@ def _self_attr_of(expr: cst.CSTNode, self_name: str | None, facts) -> str | None
         if isinstance(func, cst.Attribute):
             return _self_attr_of(func.value, self_name, facts)
     return None
+
+
+def _conditional(tree, node: cst.CSTNode, method: cst.FunctionDef) -> bool:
+    """``node`` runs only under an ``if`` in ``method`` (``if freeze: ...``): the
+    submodule is not certainly frozen."""
+    for ancestor in tree.ancestors(node):
+        if ancestor is method:
+            return False
+        if isinstance(ancestor, (cst.If, cst.IfExp)):
+            return True
+    return False
 
 
 def _starts_in_eval(rule: Rule, sub: cst.CSTNode) -> bool:
