@@ -23,7 +23,8 @@ class ModulesInPlainList(Rule):
     name = "modules-in-plain-list"
     summary = "nn.Module attribute holding submodules in a plain list, dict or tuple"
     severity = "error"
-    needs = (("torch",), ("[", "{", "(", "list", "dict"))
+    # an nn.Module (or LightningModule) subclass of this file, holding `self.` attributes
+    needs = (("torch",), ("Module",), ("self.",))
 
     def check(self) -> Iterator[Finding]:
         for container in modules_of(self.facts).plain_containers():

@@ -42,7 +42,14 @@ class UnstableLogOfSoftmax(Rule):
     summary = "log of softmax/sigmoid output, or a hand-written exp/sum softmax"
     severity = "warning"
     fixable = True
-    needs = (("log", "exp"), ("softmax", "sigmoid", "expit", "sum"))
+    # log of softmax/sigmoid, or exp ... sum (a hand-written softmax), as groups:
+    # (log and activation) or (exp and sum)
+    needs = (
+        ("log", "exp"),
+        ("log", "sum"),
+        ("softmax", "sigmoid", "expit", "exp"),
+        ("softmax", "sigmoid", "expit", "sum"),
+    )
 
     def check(self) -> Iterator[Finding]:
         facts = self.facts
