@@ -163,12 +163,18 @@ def _syntax_check(text: str, path: str) -> list[Finding]:
     does libcst decide (it may know newer syntax than the running Python), so a
     broken file reports the same DL001 whether or not a rule could fire on it.
     """
+    from dllint.source import ParseFailure, check_depth, parse
+
     try:
-        compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        return []
+        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except Exception:  # a syntax error, or nesting too deep for CPython
         pass
-    from dllint.source import ParseFailure, parse
+    else:
+        try:  # nesting CPython accepts but libcst would not: DL001 as when parsed
+            check_depth(tree, text)
+        except ParseFailure as failure:
+            return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+        return []
 
     try:
         parse(text)

@@ -107,7 +107,7 @@ def _start(node: ast.AST) -> tuple[int, int]:
     return node.lineno, node.col_offset
 
 
-def _check_depth(tree: ast.Module, text: str) -> None:
+def check_depth(tree: ast.Module, text: str) -> None:
     """Raise when a statement nests deeper than MAX_DEPTH.
 
     Each level of nesting takes at least one character, so only statements whose own
@@ -170,7 +170,7 @@ def _python_check(text: str) -> tuple[ParseFailure | None, ast.Module | None]:
         raise _too_deep(text) from None
     except ValueError:  # e.g. a NUL byte, which decode() already refuses
         return None, None
-    _check_depth(tree, text)
+    check_depth(tree, text)
     return None, tree
 
 
