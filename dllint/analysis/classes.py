@@ -138,6 +138,16 @@ class Classes:
             return self.class_named(call.func)
         return None
 
+    def self_of(self, expr: cst.CSTNode) -> ClassInfo | None:
+        """The in-module class whose method ``expr`` is the first parameter (``self``) of."""
+        if not isinstance(expr, cst.Name):
+            return None
+        method = self.tree.function_of(expr)
+        owner = self.enclosing(expr)
+        if method is not None and owner is not None and expr.value == first_param(method):
+            return owner
+        return None
+
     def enclosing(self, node: cst.CSTNode) -> ClassInfo | None:
         owner = self.tree.class_of(node)
         return self.by_node.get(owner) if owner is not None else None

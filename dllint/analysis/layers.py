@@ -248,11 +248,9 @@ class Layers:
 
     def _owner_of(self, expr: cst.CSTNode) -> ClassInfo | None:
         """The in-module model class ``expr`` (``self`` or an instance) is."""
-        if isinstance(expr, cst.Name):
-            method = self.tree.function_of(expr)
-            owner = self.classes.enclosing(expr)
-            if method is not None and owner is not None and expr.value == first_param(method):
-                return owner if owner.is_module else None
+        owner = self.classes.self_of(expr)
+        if owner is not None:
+            return owner if owner.is_module else None
         owner = self.values.instance_class(expr)
         return owner if owner is not None and owner.is_module else None
 

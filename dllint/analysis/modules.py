@@ -408,13 +408,8 @@ class Modules:
         return fills
 
     def _receiver_class(self, expr: cst.CSTNode) -> ClassInfo | None:
-        """The in-module class ``expr`` is ``self`` of, or an instance of."""
-        if isinstance(expr, cst.Name):
-            method = self.tree.function_of(expr)
-            owner = self.classes.enclosing(expr)
-            if method is not None and owner is not None and expr.value == first_param(method):
-                return owner
-        return None
+        """The in-module class ``expr`` is ``self`` of."""
+        return self.classes.self_of(expr)
 
     def _collection_use(self, node: cst.CSTNode, own: bool) -> list | None:
         """Values a use of the container adds to it ([] for a read), None when unclear."""

@@ -190,7 +190,9 @@ def _squares(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
                 return True
         elif isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
-            if method == "square" or (method == "pow" and node.args and _is_two(node.args[0].value)):
+            if method == "square" or (
+                method == "pow" and node.args and _is_two(node.args[0].value)
+            ):
                 return True
     return False
 
