@@ -2,7 +2,8 @@
 
 BatchNorm subtracts the per-channel batch mean, so a per-channel constant added just
 before it (the bias of a ``Conv*d``/``ConvTranspose*d``/``Linear``) has no effect on
-the output: it is a wasted parameter. A hint: results do not change.
+the output: it is a wasted parameter. A hint, off by default: results do not change,
+and a port of published weights must keep the biases its checkpoint has.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ PRETRAINED_LOADERS = {
     "torchvision.models.utils.load_state_dict_from_url",
     "torchvision._internally_replaced_utils.load_state_dict_from_url",
 }
+# Loading a state dict into the file's layers: they must keep the checkpoint's parameters.
+LOADING_METHODS = ("load_state_dict", "load_state_dict_from_url")
+# Base classes of model-zoo ports (transformers' PreTrainedModel and its per-model subclasses).
+PRETRAINED_BASE_SUFFIX = "pretrainedmodel"
 
 
 class BiasBeforeBatchNorm(Rule):
@@ -42,10 +47,11 @@ class BiasBeforeBatchNorm(Rule):
     name = "bias-before-batchnorm"
     summary = "Conv/Linear layer with a bias that the BatchNorm right after it cancels"
     severity = "note"
+    default_enabled = False
     needs = (("BatchNorm",), ("Conv", "Linear"))
 
     def check(self) -> Iterator[Finding]:
-        if self.loads_published_weights():
+        if self.loads_published_weights() or self.defines_pretrained_model():
             return  # bias=False would break loading the checkpoint the layers mirror
         layers = layers_of(self.facts)
         for call in self.facts.calls():
@@ -66,10 +72,28 @@ class BiasBeforeBatchNorm(Rule):
                 yield self.finding(call, self.message(call, layer, norm))
 
     def loads_published_weights(self) -> bool:
-        """Does the file download a published checkpoint (``model_zoo.load_url``...)?"""
-        return any(
-            self.facts.qualname(call.func) in PRETRAINED_LOADERS for call in self.facts.calls()
-        )
+        """Does the file download a published checkpoint (``model_zoo.load_url``...) or
+        load a state dict (``model.load_state_dict(...)``) into its layers?"""
+        for call in self.facts.calls():
+            if self.facts.qualname(call.func) in PRETRAINED_LOADERS:
+                return True
+            func = call.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else None
+            name = func.value if isinstance(func, cst.Name) else name
+            if name in LOADING_METHODS:
+                return True
+        return False
+
+    def defines_pretrained_model(self) -> bool:
+        """Does the file define a ``PreTrainedModel`` subclass (a model-zoo port)?"""
+        for info in self.facts.classes.by_node.values():
+            for base in info.node.bases:
+                expr = base.value
+                name = expr.attr.value if isinstance(expr, cst.Attribute) else None
+                name = expr.value if isinstance(expr, cst.Name) else name
+                if name and name.lower().endswith(PRETRAINED_BASE_SUFFIX):
+                    return True
+        return False
 
     def _layer(self, call: cst.Call, kind: str) -> Layer | None:
         """The layer this construction is: an element of an ``nn.Sequential`` or a
