@@ -123,19 +123,26 @@ def _rules_table() -> str:
 
 
 def _docs_page(code: str) -> str | None:
-    """The rule's page: shipped in the wheel as ``dllint.docs``, or in a source checkout."""
-    from importlib import resources
+    """The rule's page: shipped in the wheel as ``dllint/docs/rules``, or in a checkout.
 
+    ``dllint.docs`` has no ``__init__.py`` (it is the repository's docs folder), so
+    ``importlib.resources`` sees a namespace package whose API differs between Python
+    versions; the folder beside this module is tried first and any lookup error only
+    moves on to the next place.
+    """
     name = f"{code}.md"
-    candidates = [Path(__file__).resolve().parent.parent / "docs" / "rules" / name]
+    here = Path(__file__).resolve().parent
+    candidates = [here / "docs" / "rules" / name, here.parent / "docs" / "rules" / name]
     try:
-        candidates.insert(0, resources.files("dllint.docs").joinpath("rules", name))
-    except (ModuleNotFoundError, TypeError):
+        from importlib import resources
+
+        candidates.append(resources.files("dllint.docs") / "rules" / name)
+    except Exception:  # no such resource package, or an API this Python lacks
         pass
     for candidate in candidates:
         try:
             return candidate.read_text("utf-8")
-        except (FileNotFoundError, OSError):
+        except (OSError, ValueError):
             continue
     return None
 

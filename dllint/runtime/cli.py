@@ -112,11 +112,11 @@ def run_trace(args: argparse.Namespace) -> int:
     except TraceUsageError as exc:
         print(f"dllint: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if not os.path.isfile(script):  # before torch: a typo is reported the same everywhere
+        print(f"dllint: error: {script}: no such file", file=sys.stderr)
+        return EXIT_ERROR
     if not torch_available():
         print(f"dllint: error: {INSTALL}", file=sys.stderr)
-        return EXIT_ERROR
-    if not os.path.isfile(script):
-        print(f"dllint: error: {script}: no such file", file=sys.stderr)
         return EXIT_ERROR
     from dllint.runtime.report import report
 
