@@ -14,7 +14,7 @@ import libcst as cst
 
 from dllint.analysis.layers import Layer, layers_of, normalise_qualname
 from dllint.analysis.tree import argument, literal_value
-from dllint.analysis.values import SEQUENTIAL, sequential_layers
+from dllint.analysis.values import SEQUENTIAL
 from dllint.finding import Finding
 from dllint.rule import Rule
 
@@ -96,33 +96,23 @@ class BiasBeforeBatchNorm(Rule):
         return False
 
     def _layer(self, call: cst.Call, kind: str) -> Layer | None:
-        """The layer this construction is: an element of an ``nn.Sequential`` or a
-        ``self.`` attribute of an in-module model class."""
+        """The layer this construction is: an element of an ``nn.Sequential`` (built in
+        the call or from a list of layers) or a ``self.`` attribute of an in-module model
+        class."""
+        positions = self.facts.values.containers.positions(call)
+        if positions:
+            if len(positions) != 1:
+                return None  # the same layer object in two containers
+            seq, index = positions[0]
+            if index is None or not self._is_sequential(seq):
+                return None
+            return Layer(call, kind, self.facts.module.code_for_node(call), None, None, seq, index)
         parent = self.facts.tree.parent.get(call)
-        if isinstance(parent, cst.Arg):
-            seq = self.facts.tree.parent.get(parent)
-        elif isinstance(parent, cst.Element):  # OrderedDict([("conv", nn.Conv2d(...)), ...])
-            pair = self.facts.tree.parent.get(parent)
-            seq = None
-            for ancestor in list(self.facts.tree.ancestors(pair))[:8]:
-                if isinstance(ancestor, cst.Call) and self._is_sequential(ancestor):
-                    seq = ancestor
-                    break
-        elif isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target
             if isinstance(target, cst.Attribute):
                 layer = layers_of(self.facts).layer_of(target)
                 return layer if layer is not None and layer.node is call else None
-            return None
-        else:
-            return None
-        if not isinstance(seq, cst.Call) or not self._is_sequential(seq):
-            return None
-        elements = sequential_layers(seq)
-        for index, element in enumerate(elements):
-            if element is call:
-                return Layer(call, kind, self.facts.module.code_for_node(call), None, None,
-                             seq, index)  # fmt: skip
         return None
 
     def _is_sequential(self, call: cst.Call) -> bool:

@@ -27,7 +27,7 @@ import libcst as cst
 from dllint.analysis.classes import ClassInfo, first_param
 from dllint.analysis.names import ITEM, ITER
 from dllint.analysis.tree import call_name, literal_value
-from dllint.analysis.values import SEQUENTIAL, sequential_layers
+from dllint.analysis.values import SEQUENTIAL
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -228,7 +228,8 @@ class Layers:
             container = self._sequential_named(expr.value)
             if container is not None:
                 seq, owner, attribute = container
-                keys = _ordered_dict_keys(seq)
+                held = self.values.containers.of_module(seq)
+                keys = held.keys if held is not None and held.keys is not None else ()
                 if expr.attr.value in keys:
                     return self._element(seq, keys.index(expr.attr.value), owner, attribute,
                                          self.code(expr))  # fmt: skip
@@ -281,8 +282,8 @@ class Layers:
         return isinstance(node, cst.Call) and self.qualname(node.func) == SEQUENTIAL
 
     def _element(self, seq, index, owner, attribute, label) -> Layer | None:
-        elements = sequential_layers(seq)
-        if not -len(elements) <= index < len(elements):
+        elements = self._ordered(seq)
+        if elements is None or not -len(elements) <= index < len(elements):
             return None
         index %= len(elements)
         element = elements[index]
@@ -313,10 +314,17 @@ class Layers:
             return self._after_attribute(layer.owner, layer.attribute)
         return UNKNOWN
 
+    def _ordered(self, seq: cst.Call) -> tuple[cst.BaseExpression, ...] | None:
+        """The elements of a container in order (after any later ``add_module``...)."""
+        held = self.values.containers.of_module(seq)
+        return held.ordered if held is not None and not held.parts else None
+
     def _after_element(self, seq, index, owner, attribute, depth=0) -> Follow:
         if index is None or not self._is_sequential(seq):
             return UNKNOWN
-        elements = sequential_layers(seq)
+        elements = self._ordered(seq)
+        if elements is None:
+            return UNKNOWN
         for element in elements[index + 1 :]:
             kind = self.module_kind(element)
             if kind is None:
@@ -329,13 +337,14 @@ class Layers:
         """What follows a module value (a Sequential) where it is built."""
         if depth > 6:
             return UNKNOWN
+        positions = self.values.containers.positions(node)
+        if positions:  # an element of a Sequential (built in the call or from a list)
+            if len(positions) != 1 or positions[0][1] is None:
+                return UNKNOWN
+            container, index = positions[0]
+            return self._after_element(container, index, owner, attribute, depth)
         for ancestor in list(self.tree.ancestors(node))[:6]:
             if isinstance(ancestor, cst.Call) and self.qualname(ancestor.func) in CONTAINERS:
-                if not self._is_sequential(ancestor):
-                    return UNKNOWN
-                for i, element in enumerate(sequential_layers(ancestor)):
-                    if element is node:
-                        return self._after_element(ancestor, i, owner, attribute, depth)
                 return UNKNOWN
         if owner is not None and attribute is not None:
             if any(value is node for value in owner.attribute_values(attribute)):
@@ -592,12 +601,19 @@ class Layers:
             inventory.complete = False  # maybe an imported module: its layers cannot be seen
 
     def _collect_sequential(self, seq, inventory, label, owner, attribute, nested, depth):
-        elements = sequential_layers(seq)
-        if not elements and seq.args:
+        held = self.values.containers.of_module(seq)
+        if held is None or held.parts:
             inventory.complete = False
-        keys = _ordered_dict_keys(seq)
+        if held is None:
+            return
+        elements = held.ordered if held.ordered is not None else held.members
+        keys = held.keys if held.ordered is not None else None
         for i, element in enumerate(elements):
-            element_label = f"{label}.{keys[i]}" if keys else f"{label}[{i}]"
+            if keys:
+                element_label = f"{label}.{keys[i]}"
+            else:
+                element_label = f"{label}[{i}]" if held.ordered is not None else f"{label}[...]"
+            index = i if held.ordered is not None else None
             if not isinstance(element, cst.Call):
                 inventory.complete = False
                 continue
@@ -606,7 +622,7 @@ class Layers:
                 if kind in COMPOSITE:
                     inventory.complete = False
                     continue
-                layer = Layer(element, kind, element_label, owner, attribute, seq, i)
+                layer = Layer(element, kind, element_label, owner, attribute, seq, index)
                 self._add(inventory, layer, nested)
             else:
                 self._collect_call(element, inventory, element_label, owner, attribute, True,
@@ -614,16 +630,10 @@ class Layers:
 
     def _collect_list(self, node, inventory, label, owner, attribute, nested, depth):
         """ModuleList/ModuleDict: their layers' successors are unknown (a loop runs them)."""
-        items = node.args[0].value if node.args else None
-        elements: list[cst.BaseExpression] = []
-        if isinstance(items, (cst.List, cst.Tuple)):
-            elements = [e.value for e in items.elements]
-        elif isinstance(items, (cst.ListComp, cst.GeneratorExp)):
-            elements = [items.elt]
-        elif isinstance(items, cst.Dict):
-            elements = [e.value for e in items.elements if isinstance(e, cst.DictElement)]
-        elif items is not None:
+        held = self.values.containers.of_module(node)
+        if held is None or held.parts:
             inventory.complete = False
+        elements = held.members if held is not None else ()
         for element in elements:
             if isinstance(element, cst.StarredElement) or not isinstance(element, cst.Call):
                 inventory.complete = False
@@ -804,21 +814,6 @@ def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
     if isinstance(expr, (cst.Tuple, cst.List, cst.Set)):
         return [e.value for e in expr.elements]
     return [expr]
-
-
-def _ordered_dict_keys(seq: cst.Call) -> list[str]:
-    positional = [a for a in seq.args if a.keyword is None]
-    if len(positional) != 1 or not isinstance(positional[0].value, cst.Call):
-        return []
-    items = positional[0].value.args[0].value if positional[0].value.args else None
-    keys = []
-    if isinstance(items, (cst.List, cst.Tuple)):
-        for element in items.elements:
-            pair = element.value
-            if isinstance(pair, cst.Tuple) and pair.elements:
-                key = literal_value(pair.elements[0].value)
-                keys.append(key if isinstance(key, str) else "")
-    return keys
 
 
 def _modules_receiver(value, path) -> cst.BaseExpression | None:

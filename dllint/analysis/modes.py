@@ -41,7 +41,6 @@ import libcst as cst
 from dllint.analysis.classes import ClassInfo, first_param
 from dllint.analysis.names import ITER
 from dllint.analysis.tree import argument, call_name, dotted, keyword, literal_value
-from dllint.analysis.values import SEQUENTIAL, sequential_layers
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
@@ -71,6 +70,11 @@ FUNCTIONAL_MODE_OPS = {
 TORCHVISION_BUILDER = re.compile(r"^torchvision\.models(\.[a-z_0-9]+)*\.[a-z][a-z0-9_]*$")
 TORCHVISION_NOT_MODELS = {"transforms", "get_weight", "get_model_weights", "list_models"}
 TIMM_BUILDERS = {"timm.create_model", "timm.models.create_model"}
+# torchvision builders whose body (all but the head) normalises with batch norm.
+BATCH_NORM_BODIES = (
+    "resnet", "resnext", "wide_resnet", "densenet", "mobilenet", "efficientnet", "regnet",
+    "shufflenet", "mnasnet", "inception", "googlenet",
+)  # fmt: skip
 
 NO_GRAD_CONTEXTS = {
     "torch.no_grad": "torch.no_grad()",
@@ -251,9 +255,23 @@ class Modes:
             return self._class_held(info, frozenset())
         if not isinstance(node, cst.Call):
             return NOTHING
-        if self.names.qualname(node.func) == SEQUENTIAL:
-            return Held.combine(self._held(layer) for layer in sequential_layers(node))
+        if self.values.containers.is_container(node):
+            held = self.values.containers.of_module(node)
+            if held is None:
+                return NOTHING
+            parts = [self._part_held(part) for part in held.parts]
+            return Held.combine([*(self._held(layer) for layer in held.members), *parts])
         return self._call_held(node, frozenset())
+
+    def _part_held(self, model: cst.CSTNode) -> Held:
+        """Some children of a library model (``list(resnet.children())[:-1]``): batch norm
+        when the model's body is built from it (ResNet, DenseNet, MobileNet...)."""
+        qualname = self.names.qualname(model.func) if isinstance(model, cst.Call) else None
+        if qualname and _is_pretrained_builder(qualname):
+            name = qualname.rsplit(".", 1)[1]
+            if name.startswith(BATCH_NORM_BODIES) or name.endswith("_bn"):
+                return Held(TRAIN, frozenset({BATCH_NORM}))
+        return NOTHING
 
     def _call_held(self, call: cst.Call, visiting: frozenset) -> Held:
         """What one construction or call inside a model contributes."""
@@ -645,11 +663,14 @@ class Modes:
     def _uncalled_method(self, function: cst.FunctionDef, ref: ModelRef) -> ModeEvent | None:
         """A method nobody in the file calls, on ``self`` or ``self.model``: the caller
         sets the mode of a module (unknown); a plain wrapper class that never sets its
-        model's mode in any method leaves it in the mode it was built in."""
+        model's mode in any method leaves it in the mode it was built in. A class built
+        on a model base from another module (``class GPT(GPTPreTrainedModel)`` in a model
+        zoo, a base named ``...Model``/``...Module``, or one that defines ``forward``) is
+        a module too: its ``generate()`` cannot know the mode its caller set."""
         owner = self._method_owner(function)
         if owner is None or ref.text is None or ref.text.split(".")[0] != first_param(function):
             return None
-        if owner.is_module:
+        if owner.is_module or self._external_model(owner):
             return ModeEvent(UNKNOWN, function, False)
         for cls in owner.lineage():
             for method in cls.methods.values():
@@ -659,6 +680,23 @@ class Modes:
                     if found is not None and inside and self.targets(found.target, inside):
                         return ModeEvent(UNKNOWN, call, False)
         return None
+
+    def _external_model(self, owner: ClassInfo) -> bool:
+        """``owner`` derives from a class of another module that is a model: named
+        ``...Model``/``...Module`` (``PreTrainedModel``, ``MegatronModule``), or any
+        outside base when the class defines ``forward``."""
+        outside = False
+        for cls in owner.lineage():
+            for base in cls.node.bases:
+                if self.classes.class_named(base.value) is not None:
+                    continue
+                name = dotted(base.value)
+                if name is None or name in ("object", "ABC", "abc.ABC"):
+                    continue
+                outside = True
+                if name.rsplit(".", 1)[-1].endswith(("Model", "Module")):
+                    return True
+        return outside and owner.method("forward") is not None
 
     def _self_ref(self, method: cst.FunctionDef, ref: ModelRef) -> ModelRef | None:
         """``ref`` (rooted at ``self``) as seen inside another method of the class."""

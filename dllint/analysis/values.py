@@ -14,12 +14,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from dllint.analysis.classes import Classes, ClassInfo, first_param
 from dllint.analysis.names import CALL, ITEM, Names
 from dllint.analysis.tree import TreeIndex, literal_value
+
+if TYPE_CHECKING:
+    from dllint.analysis.containers import Containers
 
 SEQUENTIAL = "torch.nn.Sequential"
 MAX_DEPTH = 30
@@ -78,6 +82,13 @@ class Values:
                 seen.add(key)
                 unique.append(leaf)
         return unique
+
+    @cached_property
+    def containers(self) -> Containers:
+        """What ``nn.Sequential``/``ModuleList`` constructions and layer lists hold."""
+        from dllint.analysis.containers import Containers
+
+        return Containers(self.tree, self.names, self.classes, self)
 
     def returns(self, function: cst.FunctionDef) -> list[cst.BaseExpression]:
         """The expressions ``function`` returns (not those of nested functions)."""
@@ -237,9 +248,9 @@ class Values:
         if info is not None:
             return self._forward_returns(info, rest, step)
         if isinstance(node, cst.Call) and self.names.qualname(node.func) == SEQUENTIAL:
-            layers = sequential_layers(node)
-            if layers:
-                step(layers[-1], path)
+            held = self.containers.of_module(node)  # calling a Sequential calls its last layer
+            if held is not None and held.last is not None:
+                step(held.last, path)
                 return True
         return False
 
