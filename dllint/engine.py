@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from dllint.discovery import DEFAULT_EXCLUDES, Excluder, iter_source_files
 from dllint.finding import Finding
+from dllint.noqa import UNUSED_NOQA
 from dllint.parallel import parallel_map
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ INTERNAL_ERROR = ("DL002", "internal-error")
 ENGINE_CODES = (
     (*PARSE_ERROR, "the file could not be read or parsed; it was skipped"),
     (*INTERNAL_ERROR, "a rule failed on the file; the other rules' findings stand"),
+    (*UNUSED_NOQA, "a `# noqa: DLxxx` comment silences nothing on its line"),
 )
+ENGINE_OFF_BY_DEFAULT = frozenset({UNUSED_NOQA[0]})
 
 
 @dataclass
@@ -67,10 +70,87 @@ def check_text(
     written back), where a check may skip dead constants of a huge file
     (``dllint.source.parse_for_check``).
     """
+    rules = list(rules)
+    ran = frozenset(rule.code for rule in rules)  # a rule its prefilter skips ran too
+    prelude = None if exact else _prelude(path, text, rules)
+    if prelude is not None:
+        findings = _check_with_prelude(path, rules, report, noqa, ran, prelude)
+        if findings is not None:
+            return findings
     rules = [rule for rule in rules if rule.applies_to(text)]
     if not rules:
         return _syntax_check(text, path)
-    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact)
+    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact, ran)
+
+
+def _prelude(path: str, text: str, rules: list):
+    """What ``text`` imports from its project, copied in front of it
+    (``dllint.project.prelude``); None when it imports nothing, or when no rule's
+    first token group (torch, sklearn...) occurs in the file itself."""
+    from dllint.prefilter import groups
+
+    firsts = [groups(rule.needs)[0] for rule in rules if rule.needs]
+    if not any(token in text for first in firsts for token in first):
+        return None
+    from dllint.project import prelude
+
+    try:
+        return prelude.build(path, text)
+    except Exception:  # reading the project must never cost the file its check
+        return None
+
+
+def _check_with_prelude(path, rules, report, noqa, ran, prelude) -> list[Finding] | None:
+    """Check the file with its prelude; findings placed back in their own files.
+    None when the joined module could not be checked cleanly (then the file is
+    checked alone)."""
+    joined = [rule for rule in rules if rule.applies_to(prelude.text)]
+    if not joined:
+        return None
+    local = Report()
+    findings = _with_deep_stack(
+        _check_parsed, prelude.text, path, joined, local, noqa, False, ran, prelude
+    )
+    if local.tracebacks or any(f.code in (PARSE_ERROR[0], INTERNAL_ERROR[0]) for f in findings):
+        return None
+    return sorted(set(_placed(findings, prelude, path)), key=Finding.sort_key)
+
+
+def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
+    """Findings on the joined module, moved to the file and line they are on.
+
+    Fixes stay behind (they would edit the joined module; ``--fix`` checks the
+    file alone). A finding in a copied definition is reported in its own file,
+    except an unused ``# noqa`` (the copy is only part of that file)."""
+    from dllint.analysis.paths import display_path
+
+    shift = prelude.lines
+    placed = []
+    for finding in findings:
+        message = finding.message
+        for mangled, dotted in prelude.renames.items():  # ``model_Net`` back to ``model.Net``
+            message = message.replace(mangled, dotted)
+        finding = replace(finding, message=message)
+        if finding.line > shift:
+            end_line = max(finding.end_line - shift, finding.line - shift)
+            placed.append(replace(finding, line=finding.line - shift, end_line=end_line, edit=None))
+            continue
+        where = prelude.origin(finding.line)
+        if where is None or finding.code == UNUSED_NOQA[0]:
+            continue
+        origin, line = where
+        end_line = line + max(finding.end_line - finding.line, 0)
+        placed.append(
+            replace(
+                finding,
+                path=display_path(origin, path),
+                line=line,
+                end_line=end_line,
+                edit=None,
+                fix=None,
+            )
+        )
+    return placed
 
 
 # libcst and the rules walk the tree recursively: a statement nested a few hundred
@@ -113,7 +193,9 @@ def _with_deep_stack(function, *args):
     return outcome["value"]
 
 
-def _check_parsed(text, path, rules, report, noqa, exact=False) -> list[Finding]:
+def _check_parsed(
+    text, path, rules, report, noqa, exact=False, ran=frozenset(), prelude=None
+) -> list[Finding]:
     """Parse and run the rules (on the deep-stack thread)."""
     from dllint.analysis import ModuleFacts
     from dllint.source import ParseFailure, parse_for_check
@@ -130,7 +212,7 @@ def _check_parsed(text, path, rules, report, noqa, exact=False) -> list[Finding]
             f"dllint failed to parse this file ({reason}); it was skipped. Please report this."
         )
         return [_error(INTERNAL_ERROR, path, message)]
-    facts = ModuleFacts(path, parsed_text, module)
+    facts = ModuleFacts(path, parsed_text, module, prelude)
     findings: list[Finding] = []
     for rule in rules:
         try:
@@ -148,12 +230,14 @@ def _check_parsed(text, path, rules, report, noqa, exact=False) -> list[Finding]
             )
             if report is not None:
                 report.tracebacks.append(traceback.format_exc())
-    if noqa and findings:
-        from dllint.noqa import is_suppressed, suppressions
+    if noqa:  # and DL003, when it is among the rules
+        from dllint.noqa import apply
 
-        table = suppressions(text)
-        findings = [f for f in findings if not is_suppressed(f.code, f.line, table)]
-    return sorted(set(findings), key=Finding.sort_key)
+        findings = apply(text, path, findings, ran)
+    findings = sorted(set(findings), key=Finding.sort_key)
+    from dllint.fixes import demote_unsafe  # a fix that adds a finding is not safe
+
+    return demote_unsafe(text, path, findings)
 
 
 def _syntax_check(text: str, path: str) -> list[Finding]:
@@ -287,7 +371,7 @@ def check_paths(
             except OSError:
                 pass  # checked below, where it becomes DL001
             else:
-                file.key = cache.key(path, file.codes, file.data)
+                file.key = cache.key(path, file.codes, file.data + _project_digest(path, file.data))
                 found = cache.get(file.key)
                 if found is not None:
                     report.findings.extend(found)
@@ -295,8 +379,38 @@ def check_paths(
         pending.append(file)
     if pending:
         _check_pending(pending, _rule_classes(rules), jobs, cache, report)
-    report.findings.sort(key=Finding.sort_key)
+    report.findings = _unique(report.findings)
     return report
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    """Sorted, each place and code once: a finding in a definition that several
+    files import is found from each of them (the first message in order is kept,
+    so every run mode prints the same)."""
+    ordered = sorted(findings, key=lambda f: (*f.sort_key(), f.message))
+    unique: list[Finding] = []
+    for finding in ordered:
+        if not unique or unique[-1] != finding or unique[-1].cell != finding.cell:
+            unique.append(finding)
+    return unique
+
+
+def _project_digest(path: str, data: bytes) -> bytes:
+    """For a file's cache key: a hash of the project files it imports, so a change
+    there re-checks it (``dllint.project.prelude.digest``)."""
+    from dllint.project.prelude import digest
+
+    try:
+        if path.endswith(".ipynb"):
+            from dllint.notebook import notebook_source
+            from dllint.source import decode
+
+            text = notebook_source(decode(data))[0]
+        else:
+            text = data.decode("utf-8", "replace")
+        return ("\0project:" + digest(path, text)).encode()
+    except Exception:  # an unreadable notebook: its check reports it
+        return b""
 
 
 def _reportable(path: str, rules: list, settings: Settings | None) -> frozenset[str]:
@@ -305,6 +419,7 @@ def _reportable(path: str, rules: list, settings: Settings | None) -> frozenset[
     codes = [rule.code for rule in rules] + [PARSE_ERROR[0], INTERNAL_ERROR[0]]
     if settings is None:
         return frozenset(codes)
+    codes.append(UNUSED_NOQA[0])  # off unless the configuration selects it
     ignored = settings.ignored_in(path)
     return frozenset(
         code
@@ -315,7 +430,9 @@ def _reportable(path: str, rules: list, settings: Settings | None) -> frozenset[
 
 def _rule_classes(rules: list) -> dict[str, type[Rule]]:
     """Code -> rule class, importing the registry for catalog entries."""
-    classes = {}
+    from dllint.noqa import UnusedNoqa
+
+    classes: dict = {UnusedNoqa.code: UnusedNoqa}  # run when the file may report DL003
     for rule in rules:
         if not isinstance(rule, type):
             from dllint.registry import rule_by_code

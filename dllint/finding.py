@@ -21,7 +21,14 @@ class Finding:
     severity: str = field(default="error", compare=False)
     cell: int | None = field(default=None, compare=False)
     fix: str | None = field(default=None, compare=False)  # what the fix does, if one exists
+    fix_safety: str | None = field(default=None, compare=False)  # "safe" or "unsafe"
     edit: Any = field(default=None, compare=False, repr=False)  # the Fix itself (not serialised)
+    # Other places the finding is about, in other files: ({path, line, column, message}, ...)
+    related: tuple = field(default=(), compare=False)
+
+    def fixable(self, unsafe: bool = False) -> bool:
+        """It has a fix that ``--fix`` applies (``unsafe``: with ``--unsafe-fixes``)."""
+        return self.fix is not None and (unsafe or self.fix_safety != "unsafe")
 
     def sort_key(self) -> tuple:
         return (self.path, self.cell or 0, self.line, self.column, self.code)
@@ -45,4 +52,7 @@ class Finding:
             ordered["cell"] = self.cell
         if self.fix is not None:
             ordered["fix"] = self.fix
+            ordered["fix_safety"] = self.fix_safety or "safe"
+        if self.related:
+            ordered["related"] = [dict(place) for place in self.related]
         return ordered

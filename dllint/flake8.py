@@ -37,6 +37,8 @@ class DllintChecker:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         rules = [rule for rule in all_rules() if rule.default_enabled]
         for finding in check_text(text, self.filename, rules, noqa=False):
+            if finding.path != self.filename:  # in another file of the project: its own run
+                continue
             # as ``dllint check`` prints it, less the ``[*]`` (flake8 cannot fix)
             message = f"{finding.code} [{finding.name}] {finding.severity}: {finding.message}"
             yield finding.line, max(finding.column - 1, 0), message, type(self)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
+from dllint.analysis.paths import display_path
 from dllint.finding import Finding
 from dllint.fixes import Fix
 from dllint.prefilter import Needs, applies
@@ -37,9 +38,26 @@ class Rule:
     def check(self) -> Iterator[Finding]:
         raise NotImplementedError
 
-    def finding(self, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
-        """A finding at ``node``; ``fix`` when the rule can repair it with certainty."""
+    def finding(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        fix: Fix | None = None,
+        related: tuple[tuple[cst.CSTNode, str], ...] = (),
+    ) -> Finding:
+        """A finding at ``node``; ``fix`` when the rule can repair it with certainty.
+
+        ``related``: (node, what it is) for the other places the finding is about;
+        those in other files of the project are reported with it."""
         start, end = self.facts.span(node)
+        places = []
+        for other, what in related:
+            origin = self.facts.origin(other)
+            if origin is not None:
+                path = display_path(origin[0], self.facts.path)
+                places.append(
+                    {"path": path, "line": origin[1], "column": origin[2], "message": what}
+                )
         if fix is not None and fix.module is None:
             fix = Fix(fix.description, fix.edits, self.facts.module)
         return Finding(
@@ -53,7 +71,9 @@ class Rule:
             end_column=end[1],
             severity=self.severity,
             fix=fix.description if fix else None,
+            fix_safety=fix.safety if fix else None,
             edit=fix,
+            related=tuple(places),
         )
 
     @classmethod

@@ -27,7 +27,7 @@ class ScalerOnCategorical(Rule):
 
     def _message(self, fit: ScalerFit, evidence: Categorical) -> str:
         data = self.facts.module.code_for_node(fit.data)
-        line = self.facts.span(evidence.node)[0][0]
+        place = self.facts.place(evidence.node)
         applied = (
             f"`{fit.scaler}` is fit on"
             if fit.scaler[0].isupper()
@@ -35,9 +35,9 @@ class ScalerOnCategorical(Rule):
         )
         frame = evidence.frame
         if frame is None or frame == data:
-            origin = f"which {evidence.reason} (line {line})"
+            origin = f"which {evidence.reason} ({place})"
         else:
-            origin = f"taken from `{frame}`, which {evidence.reason} (line {line})"
+            origin = f"taken from `{frame}`, which {evidence.reason} ({place})"
         return (
             f"{applied} every column of `{data}`, {origin}: the 0/1 flags and category "
             f"codes become arbitrary floats that distort distances and weights; scale only "

@@ -45,11 +45,11 @@ class FitBeforeSplit(Rule):
             split = splits.later_split_of([target[1]], assign)
             if split is None:
                 continue
-            line = self.facts.span(split.call)[0][0]
+            place = self.facts.place(split.call)
             yield self.finding(
                 assign.value,
                 f"`{target[0].value}` is scaled with statistics of all of `{name}` before "
-                f"it is split (line {line}), so the test rows leak into the training "
+                f"it is split ({place}), so the test rows leak into the training "
                 f"inputs; the measured effect is usually small, but compute the statistics "
                 f"on the training split only and apply them to both",
             )
@@ -108,11 +108,11 @@ class FitBeforeSplit(Rule):
 
     def _before_split(self, fit: Fit, split: Split) -> str:
         code = self.facts.module.code_for_node
-        line = self.facts.span(split.call)[0][0]
+        place = self.facts.place(split.call)
         data = code(fit.data)
         return (
             f"`{code(fit.call)}` learns its `{fit.kind}` statistics from all of `{data}`, "
-            f"which is split into train and test only later (line {line}), so the test rows "
+            f"which is split into train and test only later ({place}), so the test rows "
             f"leak into the preprocessing of the training data; the effect on scores is "
             f"usually small but optimistic: split first and fit on the training part (or "
             f"put the `{fit.kind}` in a Pipeline)"

@@ -56,7 +56,12 @@ class ProbabilitiesIntoLogitLoss(Rule):
                 continue
             if evaluation_reason(self.facts, loss.call) is not None:
                 continue  # no gradient flows: nothing is trained on it
-            yield self.finding(loss.call, self.message(loss, activation), self.fix(loss))
+            yield self.finding(
+                loss.call,
+                self.message(loss, activation),
+                self.fix(loss),
+                related=((activation.sources[0], f"{activation.label} is applied here"),),
+            )
 
     def message(self, loss: LossCall, activation: Activation) -> str:
         _, class_name, applied = LOGIT_LOSSES[loss.kind]
@@ -67,12 +72,12 @@ class ProbabilitiesIntoLogitLoss(Rule):
         else:
             callee = f"`{code(loss.call.func)}` (nn.{class_name})"
             name = class_name
-        line = self.facts.span(activation.sources[0])[0][0]
+        place = self.facts.place(activation.sources[0])
         kind = activation.kind
         twice = " (sigmoid then runs twice)" if kind == SIGMOID else ""
         return (
             f"{callee} receives `{code(loss.input)}`, the output of {activation.label} "
-            f"(line {line}), but {name} applies {applied} itself{twice}, so the gradients "
+            f"({place}), but {name} applies {applied} itself{twice}, so the gradients "
             f"are squashed and training stalls; pass the raw logits and keep {kind} for "
             f"predictions."
         )

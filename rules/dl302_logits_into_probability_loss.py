@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
 from dllint.analysis.activations import RELU, activation_of, raw_logits_of
 from dllint.analysis.evaluation import evaluation_reason
 from dllint.analysis.losses import LossCall
@@ -67,38 +69,41 @@ class LogitsIntoProbabilityLoss(Rule):
     def check(self) -> Iterator[Finding]:
         for loss in self.facts.losses.calls():
             if loss.kind in PROBABILITY_LOSSES:
-                message = self.raw_logits(loss)
+                found = self.raw_logits(loss)
             elif loss.kind in LOGIT_LOSSES:
-                message = self.relu_output(loss)
+                found = self.relu_output(loss)
             else:
                 continue
-            if message is None or evaluation_reason(self.facts, loss.call) is not None:
+            if found is None or evaluation_reason(self.facts, loss.call) is not None:
                 continue
-            yield self.finding(loss.call, message)
+            message, source, label = found
+            yield self.finding(loss.call, message, related=((source, f"{label} is here"),))
 
-    def raw_logits(self, loss: LossCall) -> str | None:
+    def raw_logits(self, loss: LossCall) -> tuple[str, cst.CSTNode, str] | None:
         logits = raw_logits_of(self.facts, loss.input)
         if logits is None:
             return None
         class_name, expects, effect, fix = PROBABILITY_LOSSES[loss.kind]
-        line = self.facts.span(logits.sources[0])[0][0]
-        return (
+        place = self.facts.place(logits.sources[0])
+        message = (
             f"{self.callee(loss, class_name)} receives `{self.code_of(loss.input)}`, the raw "
-            f"output of {logits.label} (line {line}), but {class_name} expects {expects}: "
+            f"output of {logits.label} ({place}), but {class_name} expects {expects}: "
             f"{effect}; {fix}."
         )
+        return message, logits.sources[0], f"the raw output of {logits.label}"
 
-    def relu_output(self, loss: LossCall) -> str | None:
+    def relu_output(self, loss: LossCall) -> tuple[str, cst.CSTNode, str] | None:
         activation = activation_of(self.facts, loss.input)
         if activation is None or activation.kind != RELU:
             return None
         class_name, effect = LOGIT_LOSSES[loss.kind]
-        line = self.facts.span(activation.sources[0])[0][0]
-        return (
+        place = self.facts.place(activation.sources[0])
+        message = (
             f"{self.callee(loss, class_name)} receives `{self.code_of(loss.input)}`, the "
-            f"output of {activation.label} (line {line}), but {class_name} expects raw "
+            f"output of {activation.label} ({place}), but {class_name} expects raw "
             f"logits: {effect}; remove the final ReLU."
         )
+        return message, activation.sources[0], f"{activation.label}"
 
     def callee(self, loss: LossCall, class_name: str) -> str:
         code = self.code_of(loss.call.func)

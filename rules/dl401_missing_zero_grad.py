@@ -40,12 +40,12 @@ class MissingZeroGrad(Rule):
 
     def message(self, step: OptimizerStep, loop: TrainingLoop) -> str:
         name = step.optimizer.name
-        line = self.facts.span(loop.loop)[0][0]
+        place = self.facts.place(loop.loop)
         kind = "for" if isinstance(loop.loop, cst.For) else "while"
         backward = self.facts.module.code_for_node(self.backward_for(step, loop))
         before = f" (before `{backward}`)" if len(backward) <= MAX_BACKWARD_TEXT else ""
         return (
-            f"`{step.text}` runs every iteration of the `{kind}` loop on line {line} but "
+            f"`{step.text}` runs every iteration of the `{kind}` loop on {place} but "
             f"`{name}`'s gradients are never cleared in it, so each step applies the sum of "
             f"all earlier gradients; call `{name}.zero_grad()` once per iteration{before}."
         )

@@ -65,11 +65,11 @@ class SchedulerBeforeOptimizer(Rule):
     def message(
         self, event: Event, scheduler: Scheduler, step: OptimizerStep, loop: cst.CSTNode
     ) -> str:
-        line = self.facts.span(loop)[0][0]
+        place = self.facts.place(loop)
         kind = "for" if isinstance(loop, cst.For) else "while"
         return (
             f"`{scheduler.name}.step()` runs before `{step.text}` in each iteration of the "
-            f"`{kind}` loop on line {line}, so the first value of the learning-rate schedule "
+            f"`{kind}` loop on {place}, so the first value of the learning-rate schedule "
             f"is skipped (PyTorch warns about this order); call `{scheduler.name}.step()` "
             f"after `{step.text}`."
         )

@@ -152,12 +152,12 @@ class OptimizerRecreatedInLoop(Rule):
 
     def _optimizer_message(self, construction, loop, step) -> str:
         code = self.facts.module.code_for_node
-        line = self.facts.span(loop)[0][0]
+        place = self.facts.place(loop)
         kind = "for" if isinstance(loop, cst.For) else "while"
         call = code(construction.func)
         return (
             f"`{call}(...)` builds a new optimizer in every iteration of the `{kind}` loop on "
-            f"line {line} that steps it (`{step.text}`), so its state (momentum, moment "
+            f"{place} that steps it (`{step.text}`), so its state (momentum, moment "
             f"estimates, step count) restarts each time; build it once before the loop."
         )
 
@@ -212,10 +212,10 @@ class OptimizerRecreatedInLoop(Rule):
 
     def _model_message(self, call, target, loop, step) -> str:
         code = self.facts.module.code_for_node
-        line = self.facts.span(loop)[0][0]
+        place = self.facts.place(loop)
         return (
             f"`{target} = {code(call.func)}(...)` builds a new model in every iteration of "
-            f"the loop on line {line}, but `{step.optimizer.name}` holds the parameters of "
+            f"the loop on {place}, but `{step.optimizer.name}` holds the parameters of "
             f"the `{target}` built before the loop, so `{step.text}` never updates the model "
             f"being run; build the model once before the loop."
         )

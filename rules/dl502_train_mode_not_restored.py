@@ -65,12 +65,12 @@ class TrainModeNotRestored(Rule):
         code = self.facts.module.code_for_node
         name = code(site.target)
         outer = site.ref.text or name
-        line = self.facts.span(site.loop)[0][0]
+        place = self.facts.place(site.loop)
         kind = "for" if isinstance(site.loop, cst.For) else "while"
         where = (
-            f"inside the `{kind}` loop on line {line}"
+            f"inside the `{kind}` loop on {place}"
             if not site.chain
-            else f"in `{site.chain[0].name.value}()`, called from the `{kind}` loop on line {line},"
+            else f"in `{site.chain[0].name.value}()`, called from the `{kind}` loop on {place},"
         )
         model = mode_flow_of(self.facts).model_expr(site)
         kinds = mode_flow_of(self.facts).modes.layer_kinds(model) if model else frozenset()

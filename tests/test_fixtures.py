@@ -18,7 +18,12 @@ from dllint.registry import all_rules
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MARKER = re.compile(r"#\s*expect:\s*([A-Z]{2}\d{3}(?:\s*,\s*[A-Z]{2}\d{3})*)")
-FILES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".py", ".ipynb"))
+PROJECTS = FIXTURES / "projects"  # multi-file projects: test_project_fixtures.py
+FILES = sorted(
+    p
+    for p in FIXTURES.rglob("*")
+    if p.suffix in (".py", ".ipynb") and PROJECTS not in p.parents
+)
 
 
 def expected_markers(path: Path) -> set[tuple]:

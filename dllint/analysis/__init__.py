@@ -11,20 +11,24 @@ from dllint.analysis.data import Data
 from dllint.analysis.loops import Loops
 from dllint.analysis.losses import Losses
 from dllint.analysis.names import Names
+from dllint.analysis.paths import display_path
 from dllint.analysis.training import Training
 from dllint.analysis.tree import TreeIndex
 from dllint.analysis.values import Value, Values
 
-__all__ = ["ModuleFacts", "Value"]
+__all__ = ["ModuleFacts", "Value", "display_path"]
 
 
 class ModuleFacts:
     """Everything the rules may ask about one parsed module."""
 
-    def __init__(self, path: str, text: str, module: cst.Module) -> None:
+    def __init__(self, path: str, text: str, module: cst.Module, prelude=None) -> None:
         self.path = path
         self.text = text
         self.module = module
+        # The definitions copied in from the file's project (dllint.project.prelude):
+        # lines up to ``prelude.lines`` belong to other files.
+        self.prelude = prelude
 
     @cached_property
     def tree(self) -> TreeIndex:
@@ -60,6 +64,26 @@ class ModuleFacts:
 
     def span(self, node: cst.CSTNode):
         return self.tree.span(node)
+
+    def origin(self, node: cst.CSTNode) -> tuple[str, int, int] | None:
+        """(file, line, column) of a node copied in from another file of the
+        project; None for the file's own code."""
+        if self.prelude is None:
+            return None
+        (line, column), _ = self.span(node)
+        if line > self.prelude.lines:
+            return None
+        where = self.prelude.origin(line)
+        return (where[0], where[1], column) if where else None
+
+    def place(self, node: cst.CSTNode) -> str:
+        """Where ``node`` is, for a message: ``line 12``, or ``model.py:7`` when it
+        is in another file of the project."""
+        origin = self.origin(node)
+        if origin is not None:
+            return f"{display_path(origin[0], self.path)}:{origin[1]}"
+        line = self.span(node)[0][0]
+        return f"line {line - self.prelude.lines if self.prelude else line}"
 
     def qualname(self, expr: cst.CSTNode) -> str | None:
         return self.names.qualname(expr)

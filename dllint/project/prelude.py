@@ -1,0 +1,423 @@
+"""The definitions a file imports from its own project, put in front of it.
+
+``from model import Classifier`` in ``train.py``: the analysis of ``train.py``
+must know what ``Classifier`` holds and returns, which ``model.py`` says. Rather
+than teach every fact in ``dllint.analysis`` to cross files, the statements that
+define the imported names (and, transitively, what those read: base classes,
+blocks, helpers, constants, and the third-party imports they use) are copied,
+whole, in front of the file, and the file's own imports of those names are
+blanked to ``pass`` (same lines and columns). The rules then see one module and
+answer with the same code as for a single file; the engine maps every finding
+back to the file and line it came from (``Prelude.origin``).
+
+Bounded so that big libraries stay cheap: at most ``MAX_LINES`` copied lines,
+``MAX_HOPS`` re-exports deep, and only modules of the project (``roots``).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from dllint.project.roots import imported_modules, module_file, resolve
+from dllint.project.summary import Import, ImportFrom, Summary, summary_of
+
+MAX_LINES = 3000
+MAX_HOPS = 3
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Prelude lines ``first .. first + count - 1`` are lines ``origin_line ..`` of
+    ``origin`` (None for a line dllint wrote, such as an alias)."""
+
+    first: int
+    count: int
+    origin: str | None
+    origin_line: int
+
+
+@dataclass
+class Prelude:
+    text: str  # the prelude followed by the file, imports blanked
+    lines: int  # how many lines the prelude takes
+    chunks: list[Chunk] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)  # the files it copied from
+    renames: dict[str, str] = field(default_factory=dict)  # ``model_Net`` -> ``model.Net``
+
+    def origin(self, line: int) -> tuple[str, int] | None:
+        """(file, line) of a prelude line, or None."""
+        for chunk in self.chunks:
+            if chunk.first <= line < chunk.first + chunk.count:
+                if chunk.origin is None:
+                    return None
+                return chunk.origin, chunk.origin_line + line - chunk.first
+        return None
+
+
+def _lines(text: str) -> list[str]:
+    return _LINE.findall(text)
+
+
+@dataclass
+class _Selection:
+    """What is copied from one module: statement indices and alias lines."""
+
+    summary: Summary
+    statements: set[int] = field(default_factory=set)
+    aliases: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)  # modules it reads from, in order
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.selected: dict[str, _Selection] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self.kinds: dict[tuple[str, str], str | None] = {}
+        self.budget = MAX_LINES
+
+    def request(self, module: str, name: str, hops: int = 0) -> str | None:
+        """Copy what binds ``name`` in ``module``, and what that reads; the kind of
+        statement that binds it ("class", "def", "assign"), or None."""
+        queue = deque([(module, name, hops)])
+        first: str | None = None
+        while queue:
+            module, name, hops = queue.popleft()
+            kind = self._bind(module, name, hops, queue)
+            if first is None:
+                first = kind or ""
+        return first or None
+
+    def _bind(self, module: str, name: str, hops: int, queue: deque) -> str | None:
+        if (module, name) in self.seen:
+            return self.kinds.get((module, name))
+        self.seen.add((module, name))
+        summary = summary_of(module)
+        if summary is None or name not in summary.bound:
+            return None
+        index = summary.bound[name]
+        statement = summary.statements[index]
+        if statement.kind == "import":
+            kind = self._follow_import(module, summary, statement.imports, name, hops)
+            self.kinds[(module, name)] = kind
+            return kind
+        if statement.kind not in ("def", "class", "assign"):
+            return None
+        size = statement.end - statement.start + 1
+        selection = self._selection(module, summary)
+        if index not in selection.statements:
+            if size > self.budget:
+                return None
+            self.budget -= size
+            selection.statements.add(index)
+        for read in sorted(statement.reads):
+            if read != name and read in summary.bound:
+                queue.append((module, read, hops))
+        self.kinds[(module, name)] = statement.kind
+        return statement.kind
+
+    def _follow_import(self, module, summary, info, name, hops) -> str | None:
+        """``name`` is imported in ``module``: copy it from the project file it comes
+        from (a re-export, ``from .layers import Block``); third-party imports come
+        along with the module's own imports."""
+        if hops >= MAX_HOPS or not isinstance(info, ImportFrom):
+            return None
+        imported = next((orig for orig, local in info.names if local == name), None)
+        if imported is None or imported == "*":
+            return None
+        target = resolve(module, info.level, info.module)
+        if target is None:
+            return None
+        kind = self.request(target, imported, hops + 1)
+        if kind is None:
+            return None
+        selection = self._selection(module, summary)
+        if target not in selection.needs:
+            selection.needs.append(target)
+        if imported != name:
+            selection.aliases.append(alias(name, imported, kind))
+        return kind
+
+    def _selection(self, module: str, summary: Summary) -> _Selection:
+        if module not in self.selected:
+            self.selected[module] = _Selection(summary)
+        return self.selected[module]
+
+
+def alias(local: str, name: str, kind: str) -> str:
+    """A definition that makes ``local`` stand for ``name``. A class alias is a
+    subclass with nothing of its own, which the analysis follows to the layers and
+    ``forward`` of the class; other names are assigned."""
+    if kind == "class":
+        return f"class {local}({name}):\n    pass\n"
+    return f"{local} = {name}\n"
+
+
+alias_line = alias  # the name ``alias`` is taken by ast's loop variable in ``build``
+
+
+def _third_party_imports(summary: Summary) -> list[int]:
+    """Indices of a module's top-level imports that are not of the project."""
+    kept = []
+    for index, statement in enumerate(summary.statements):
+        info = statement.imports
+        if isinstance(info, ImportFrom):
+            if info.module == "__future__" or info.level:
+                continue
+            if resolve(summary.path, 0, info.module) is not None:
+                continue
+            kept.append(index)
+        elif isinstance(info, Import):
+            if all(resolve(summary.path, 0, dotted) is None for dotted, _ in info.names):
+                kept.append(index)
+    return kept
+
+
+def build(path: str, text: str) -> Prelude | None:
+    """The prelude for the file at ``path`` holding ``text``; None when it imports
+    nothing from its project (or cannot be parsed: the check reports that)."""
+    if "import" not in text:
+        return None
+    try:
+        tree = ast.parse(text, path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    builder = _Builder()
+    blank: list[ast.stmt] = []
+    direct: list[str] = []
+    aliases: list[str] = []
+    modules: dict[str, str] = {}  # local name -> project file, for ``import model``
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if _module_imports(path, node, modules):
+                blank.append(node)
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.module == "__future__":
+            blank.append(node)
+            continue
+        target = resolve(path, node.level or 0, node.module or "")
+        if target is None:
+            continue
+        summary = summary_of(target)
+        if summary is None:
+            continue
+        copied = False
+        for alias in node.names:
+            names = [alias.name]
+            if alias.name == "*":
+                names = [
+                    n
+                    for n, i in summary.bound.items()
+                    if not n.startswith("_") and summary.statements[i].kind in ("def", "class")
+                ]
+            elif alias.name not in summary.bound and target.endswith("__init__.py"):
+                submodule = module_file(os.path.dirname(target), alias.name)
+                if submodule is not None:  # ``from package import model``
+                    modules[alias.asname or alias.name] = submodule
+                    copied = True
+                    continue
+            for name in names:
+                kind = builder.request(target, name)
+                if kind is not None:
+                    copied = True
+                    if alias.asname and alias.asname != name:
+                        aliases.append(alias_line(alias.asname, name, kind))
+        if copied:
+            blank.append(node)
+            if target not in direct:
+                direct.append(target)
+    renames = _module_attributes(tree, text, modules, builder, direct, aliases)
+    if not builder.selected or not any(s.statements for s in builder.selected.values()):
+        return None
+    return _assemble(path, text, builder, direct, aliases, blank, renames)
+
+
+def _module_imports(path: str, node: ast.Import, modules: dict[str, str]) -> bool:
+    """Record ``import model`` / ``import pkg.model as m`` of project files under
+    the name they bind; True when every name the statement binds is one."""
+    found = 0
+    for alias in node.names:
+        if alias.asname is None and "." in alias.name:
+            continue  # ``import a.b`` binds ``a``; its uses are ``a.b.X``: not followed
+        target = resolve(path, 0, alias.name)
+        if target is not None:
+            modules[alias.asname or alias.name] = target
+            found += 1
+    return found == len(node.names) and found > 0
+
+
+def _module_attributes(tree, text, modules, builder, direct, aliases) -> list[Rename]:
+    """``model.Classifier`` where ``model`` is a project module: the definition is
+    copied under the name ``model_Classifier``, which has the same length, so the
+    use is rewritten in place and every column stays where it was."""
+    if not modules:
+        return []
+    renames: list[Rename] = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and isinstance(node.ctx, ast.Load)
+        ):
+            continue
+        local, attribute = node.value.id, node.attr
+        target = modules[local]
+        kind = builder.request(target, attribute)
+        if kind is None:
+            continue
+        mangled = f"{local}_{attribute}"
+        rename = Rename(node.lineno, node.col_offset, f"{local}.{attribute}", mangled)
+        renames.append(rename)
+        if target not in direct:
+            direct.append(target)
+        definition = alias_line(mangled, attribute, kind)
+        if definition not in aliases:
+            aliases.append(definition)
+    return renames
+
+
+@dataclass(frozen=True)
+class Rename:
+    """``dotted`` written at (line, byte column) is analysed as ``mangled``."""
+
+    line: int
+    column: int
+    dotted: str
+    mangled: str
+
+
+def _order(builder: _Builder, direct: list[str]) -> list[str]:
+    """Modules, each after the modules it reads from."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in ordered or module in visiting or module not in builder.selected:
+            return
+        visiting.add(module)
+        for needed in builder.selected[module].needs:
+            visit(needed)
+        visiting.discard(module)
+        ordered.append(module)
+
+    for module in [*direct, *builder.selected]:
+        visit(module)
+    return ordered
+
+
+def _assemble(path, text, builder, direct, aliases, blank, renames=()) -> Prelude:
+    out: list[str] = []
+    chunks: list[Chunk] = []
+
+    def emit(lines: list[str], origin: str | None, origin_line: int) -> None:
+        lines = [part for line in lines for part in _lines(line)]
+        if not lines:
+            return
+        chunks.append(Chunk(len(out) + 1, len(lines), origin, origin_line))
+        out.extend(line.rstrip("\r\n") + "\n" for line in lines)
+
+    modules = _order(builder, direct)
+    for module in modules:
+        selection = builder.selected[module]
+        summary = selection.summary
+        wanted = set(selection.statements)
+        if wanted:
+            wanted.update(_third_party_imports(summary))
+        for index in sorted(wanted):
+            statement = summary.statements[index]
+            emit(summary.lines[statement.start - 1 : statement.end], module, statement.start)
+        emit(selection.aliases, None, 0)
+    emit(aliases, None, 0)
+    joined = "".join(out) + _blanked(text, blank, renames)
+    prelude = Prelude(joined, len(out), chunks, list(modules))
+    prelude.renames = {r.mangled: r.dotted for r in renames}
+    return prelude
+
+
+def _blanked(text: str, statements: list[ast.stmt], renames=()) -> str:
+    """``text`` with each statement replaced by ``pass`` and spaces, and each
+    ``module.Name`` of ``renames`` by its same-length mangled name: the same lines
+    and columns everywhere else."""
+    if not statements and not renames:
+        return text
+    lines = _lines(text)
+    for rename in renames:
+        line = lines[rename.line - 1]
+        start = _column(line, rename.column)
+        if line[start : start + len(rename.dotted)] == rename.dotted:
+            end = start + len(rename.dotted)
+            lines[rename.line - 1] = line[:start] + rename.mangled + line[end:]
+    for node in statements:
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        start = _column(lines[first], node.col_offset)
+        end = _column(lines[last], node.end_col_offset or 0)
+        for number in range(first, last + 1):
+            line = lines[number]
+            body = line.rstrip("\r\n")
+            ending = line[len(body) :]
+            left = start if number == first else 0
+            right = end if number == last else len(body)
+            filler = "pass".ljust(right - left) if number == first else " " * (right - left)
+            lines[number] = body[:left] + filler + body[right:] + ending
+    return "".join(lines)
+
+
+def _column(line: str, byte_offset: int) -> int:
+    """ast's UTF-8 byte column as a character column."""
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", "ignore"))
+
+
+def digest(path: str, text: str) -> str:
+    """A hash of everything a prelude for ``text`` could copy from: the project
+    files it imports, MAX_HOPS deep, by content. Empty when it imports none.
+    For cache keys: costs no parse."""
+    if "import" not in text:
+        return ""
+    seen: dict[str, str] = {}
+    frontier = [(m, 0) for m in imported_modules(path, text)]
+    while frontier:
+        module, hops = frontier.pop()
+        if module in seen:
+            continue
+        known = _module_facts(module)
+        seen[module] = known[0] if known else "-"
+        if known and hops < MAX_HOPS:
+            frontier.extend((m, hops + 1) for m in known[1])
+    if not seen:
+        return ""
+    return hashlib.sha256(
+        "\n".join(f"{m}\0{h}" for m, h in sorted(seen.items())).encode("utf-8", "surrogateescape")
+    ).hexdigest()
+
+
+_facts: dict[str, tuple[tuple[int, int], tuple[str, list[str]] | None]] = {}
+
+
+def _module_facts(path: str) -> tuple[str, list[str]] | None:
+    """(content hash, project files it imports) of a module, once per version."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    known = _facts.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        facts = None
+    else:
+        body = data.decode("utf-8", "replace")
+        facts = (hashlib.sha256(data).hexdigest(), imported_modules(path, body))
+    _facts[path] = (stamp, facts)
+    return facts
