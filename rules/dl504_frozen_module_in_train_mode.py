@@ -23,6 +23,12 @@ from dllint.rule import Rule
 ENTRY_METHODS = ("forward", "__call__", "training_step")
 # Methods of a backbone that run (part of) its forward pass.
 EXTRACTOR_METHODS = {"forward", "forward_features", "extract_features", "features", "encode"}
+ENABLE_GRAD = {
+    "torch.enable_grad",
+    "torch.autograd.enable_grad",
+    "torch.autograd.grad_mode.enable_grad",
+}
+SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
 
 
 class FrozenModuleInTrainMode(Rule):
@@ -50,6 +56,8 @@ class FrozenModuleInTrainMode(Rule):
                 if not kinds or self._bare_mode_layer(sub):
                     continue
                 if self._kept_in_eval(info, attribute, sub):
+                    continue
+                if self._recomputed_with_grad(info, attribute):
                     continue
                 reported.add((id(info), attribute))
                 yield self.finding(call, self._member_message(call, sub, kinds, how))
@@ -104,6 +112,34 @@ class FrozenModuleInTrainMode(Rule):
         if _is_method_call(call):
             func = func.value
         return self_attribute(func, method)
+
+    def _recomputed_with_grad(self, info: ClassInfo, attribute: str) -> bool:
+        """A method of the class runs ``self.<attribute>`` again under
+        ``torch.enable_grad()`` (a reversible layer's custom backward, recomputation for
+        checkpointing): it is trained, not frozen, and the no_grad pass is a saving of
+        activations that wants the same training-mode behaviour (dropout seeds)."""
+        tree = self.facts.tree
+        for method in _methods(info):
+            for call in tree.descendants(method, cst.Call):
+                if self._submodule_called(call, method) != attribute:
+                    continue
+                for ancestor in tree.ancestors(call):
+                    if ancestor is method:
+                        break
+                    if isinstance(ancestor, cst.With) and any(
+                        self._enables_grad(item.item) for item in ancestor.items
+                    ):
+                        return True
+        return False
+
+    def _enables_grad(self, expr: cst.CSTNode) -> bool:
+        if not isinstance(expr, cst.Call):
+            return False
+        qualname = self.facts.qualname(expr.func)
+        if qualname in ENABLE_GRAD:
+            return True
+        mode = argument(expr, 0, "mode") if qualname in SET_GRAD_ENABLED else None
+        return mode is not None and literal_value(mode) is True
 
     def _frozen_attributes(self, info: ClassInfo) -> set[str]:
         """``self.X.requires_grad_(False)`` or ``for p in self.X.parameters():
