@@ -14,11 +14,19 @@ from pathlib import Path
 
 from dllint import __version__
 from dllint.cache import Cache, RuleInfo, project_cache_dir, rule_catalog
-from dllint.config import ConfigError, Layer, Overrides, configs_for, settings_for
-from dllint.engine import ENGINE_CODES, check_paths
+from dllint.config import (
+    ConfigError,
+    Layer,
+    Overrides,
+    configs_for,
+    rule_pattern,
+    settings_for,
+)
+from dllint.engine import ENGINE_CODES, ENGINE_OFF_BY_DEFAULT, check_paths
 from dllint.parallel import default_jobs
 from dllint.report import FORMATTERS
 from dllint.report.statistics import format_statistics
+from dllint.report.summary import fix_lines, fixed_listing, summary_line
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -28,7 +36,8 @@ class UsageError(Exception):
 
 
 def _codes(value: str) -> list[str]:
-    return [part.strip().upper() for part in value.split(",") if part.strip()]
+    """Codes, prefixes or rule names (``missing-zero-grad``), comma-separated."""
+    return [rule_pattern(part) for part in value.split(",") if part.strip()]
 
 
 def _patterns(value: str) -> list[str]:
@@ -49,9 +58,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_check(commands) -> None:
     check = commands.add_parser("check", help="check files or folders")
-    check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    check.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files and folders (default: .); - reads stdin"
+    )
     rules = check.add_argument_group("rule selection (overrides [tool.dllint])")
-    rules.add_argument("--select", type=_codes, help="codes or prefixes to check (e.g. DL4,DL301)")
+    rules.add_argument(
+        "--select", type=_codes, help="codes, prefixes or names (e.g. DL4,missing-zero-grad)"
+    )
     rules.add_argument("--extend-select", type=_codes, default=[], help="add to the selection")
     rules.add_argument("--ignore", type=_codes, default=[], help="codes or prefixes to skip")
     rules.add_argument("--extend-ignore", type=_codes, default=[], help="skip these as well")
@@ -60,9 +73,21 @@ def _add_check(commands) -> None:
     files.add_argument("--extend-exclude", type=_patterns, default=[], help="more globs to skip")
     files.add_argument("--config", metavar="FILE", help="use this pyproject.toml or TOML file")
     files.add_argument("--isolated", action="store_true", help="ignore configuration files")
+    files.add_argument(
+        "--stdin-filename",
+        metavar="PATH",
+        help="the path of the source read from stdin (for config, per-file-ignores, output)",
+    )
     output = check.add_argument_group("output")
     output.add_argument("--format", choices=sorted(FORMATTERS), default="text")
     output.add_argument("--statistics", action="store_true", help="count findings per code")
+    output.add_argument("--output-file", metavar="FILE", help="write the report to FILE")
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="the findings only: no summary, no progress"
+    )
+    output.add_argument(
+        "--show-fixes", action="store_true", help="say what each fix does (or did, with --fix)"
+    )
     output.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     output.add_argument("--verbose", action="store_true", help="show tracebacks of rule failures")
     fixing = check.add_argument_group("fixes")
@@ -71,6 +96,9 @@ def _add_check(commands) -> None:
     )
     fixing.add_argument(
         "--diff", action="store_true", help="print the fixes as a unified diff; write nothing"
+    )
+    fixing.add_argument(
+        "--add-noqa", action="store_true", help="add `# noqa: CODE` to each finding's line"
     )
     speed = check.add_argument_group("speed")
     speed.add_argument(
@@ -88,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dllint {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_check(commands)
-    commands.add_parser("rules", help="list the rules")
+    rules = commands.add_parser("rules", help="list the rules")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
     explain = commands.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("code")
     from dllint.runtime.cli import add_trace_arguments
@@ -113,13 +142,54 @@ def _rules_table() -> str:
         )
         for r in all_rules()
     ]
-    rows += [(code, name, "error", "", "", summary) for code, name, summary in ENGINE_CODES]
+    rows += [
+        (code, name, "warning", "", "off", summary)
+        if code in ENGINE_OFF_BY_DEFAULT
+        else (code, name, "error", "", "", summary)
+        for code, name, summary in ENGINE_CODES
+    ]
     rows.sort()
     width = max(len(row[1]) for row in rows)
     return "".join(
         f"{code}  {name:<{width}}  {level:<7}  {fix:<3}  {off:<3}  {summary}\n"
         for code, name, level, fix, off, summary in rows
     )
+
+
+def _rules_json() -> str:
+    """The rule table as JSON: one object per code, in code order."""
+    import json
+
+    from dllint.registry import all_rules
+    from dllint.report.rules import docs_url
+
+    rows = [
+        {
+            "code": r.code,
+            "name": r.name,
+            "summary": r.summary,
+            "severity": r.severity,
+            "fixable": r.fixable,
+            "default_enabled": r.default_enabled,
+            "url": docs_url(r.code),
+        }
+        for r in all_rules()
+    ]
+    for code, name, summary in ENGINE_CODES:
+        severity = "warning" if code in ENGINE_OFF_BY_DEFAULT else "error"
+        rows.append(
+            {
+                "code": code,
+                "name": name,
+                "summary": summary,
+                "severity": severity,
+                "fixable": False,
+                "default_enabled": code not in ENGINE_OFF_BY_DEFAULT,
+                "url": docs_url(code),
+            }
+        )
+    rows.sort(key=lambda row: row["code"])
+    return json.dumps(rows, indent=2) + "\n"
 
 
 def _docs_page(code: str) -> str | None:
@@ -149,7 +219,10 @@ def _docs_page(code: str) -> str | None:
 
 def _explain(code: str) -> str:
     for engine_code, name, summary in ENGINE_CODES:
-        if engine_code == code.upper():
+        if engine_code == code.upper() or name == code.lower():
+            page = _docs_page(engine_code)
+            if page is not None:
+                return page
             return f"# {engine_code} {name}\n\n{summary[0].upper()}{summary[1:]}.\n"
     from dllint.registry import rule_by_code
 
@@ -185,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "rules":
-        return _write(_rules_table(), EXIT_CLEAN)
+        return _write(_rules_json() if args.format == "json" else _rules_table(), EXIT_CLEAN)
     if args.command == "explain":
         return _write(_explain(args.code), EXIT_CLEAN)
     if args.command == "check":
@@ -213,7 +286,8 @@ def _known_codes(catalog: list[RuleInfo]) -> tuple[list[str], list[str]]:
     """(every code, the codes on by default)."""
     engine = [code for code, _, _ in ENGINE_CODES]
     known = [r.code for r in catalog] + engine
-    default = [r.code for r in catalog if r.default_enabled] + engine
+    default = [r.code for r in catalog if r.default_enabled]
+    default += [code for code in engine if code not in ENGINE_OFF_BY_DEFAULT]
     return known, default
 
 
@@ -238,29 +312,70 @@ def _overrides(args: argparse.Namespace, known: list[str]) -> Overrides:
     return Overrides(layer, exclude, tuple(args.extend_exclude))
 
 
-def _check(args: argparse.Namespace) -> int:
-    for path in args.paths:
-        if not os.path.lexists(path):  # a broken symlink is reported as DL001 instead
-            raise UsageError(f"{path}: no such file or folder")
+def _validate(args: argparse.Namespace) -> None:
+    """Usage errors a check's flags can make, before any file is read."""
+    if not args.paths:
+        args.paths = ["-"] if args.stdin_filename else ["."]
+    if "-" in args.paths and args.paths != ["-"]:
+        raise UsageError("`-` reads standard input; it cannot be combined with other paths")
+    if args.stdin_filename and args.paths != ["-"]:
+        raise UsageError("--stdin-filename names standard input; give `-` or no path")
+    if args.paths != ["-"]:
+        for path in args.paths:
+            if not os.path.lexists(path):  # a broken symlink is reported as DL001 instead
+                raise UsageError(f"{path}: no such file or folder")
     if args.fix and args.diff:
         raise UsageError("--fix writes the fixes and --diff only shows them; choose one")
+    if args.add_noqa and (args.fix or args.diff):
+        raise UsageError("--add-noqa silences the findings that --fix would repair; choose one")
+    if args.add_noqa and args.paths == ["-"]:
+        raise UsageError("--add-noqa writes files; it cannot edit standard input")
+    if args.statistics and args.format not in ("text", "json"):
+        raise UsageError(f"--statistics prints text or JSON, not --format {args.format}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    _validate(args)
     catalog = rule_catalog(use_cache=not args.no_cache)
     known, default = _known_codes(catalog)
     overrides = _overrides(args, known)
+    if args.paths == ["-"]:
+        return _check_stdin(args, catalog, known, default, overrides)
     findings, tracebacks = _check_all(args, catalog, known, default, overrides)
+    if args.add_noqa:
+        from dllint.addnoqa import add_noqa
+
+        done = add_noqa(findings)
+        _say(args, f"Added {done.added} noqa directive{'s' if done.added != 1 else ''}.")
+        if done.skipped:
+            _say(
+                args,
+                f"{done.skipped} line(s) cannot take a comment (inside a string, or "
+                "continued with a backslash); their findings stand.",
+            )
+        return EXIT_CLEAN
     if args.fix or args.diff:
         outcomes = _fix(findings)
         fixed = sum(outcome.applied for outcome in outcomes)
         if args.diff:
             verb = "would fix" if fixed else "nothing to fix"
-            print(_fix_summary(verb, fixed, outcomes), file=sys.stderr)
+            _say(args, _fix_summary(verb, fixed, outcomes))
             diff = "".join(outcome.diff() for outcome in outcomes)
-            return _write(diff, EXIT_FINDINGS if diff else EXIT_CLEAN)
+            return _emit(args, diff, EXIT_FINDINGS if diff else EXIT_CLEAN)
         for outcome in outcomes:
             outcome.write()
+        before = findings
         if fixed:
-            print(_fix_summary("fixed", fixed, outcomes), file=sys.stderr)
             findings, tracebacks = _check_all(args, catalog, known, default, overrides)
+        if args.show_fixes:
+            _say(args, fixed_listing(before, findings).rstrip("\n"))
+        elif fixed:
+            _say(args, _fix_summary("fixed", fixed, outcomes))
+    return _report(args, findings, tracebacks)
+
+
+def _report(args: argparse.Namespace, findings: list, tracebacks: list) -> int:
+    """Print the findings (or their statistics) and the summary; the exit code."""
     if args.verbose:
         for text in tracebacks:
             sys.stderr.write(text)
@@ -271,13 +386,71 @@ def _check(args: argparse.Namespace) -> int:
     else:
         code = EXIT_CLEAN
     if args.statistics:
-        return _write(format_statistics(findings, json_output=args.format == "json"), code)
-    output = FORMATTERS[args.format](findings)
-    if args.format == "text" and not (args.fix or args.diff):
+        output = format_statistics(findings, json_output=args.format == "json")
+    else:
+        output = FORMATTERS[args.format](findings)
+    if args.format == "text":
         fixable = sum(1 for f in findings if f.fix)
-        if fixable:
+        if args.show_fixes and not args.fix and not args.statistics:
+            output += fix_lines(findings)
+        if fixable and not (args.fix or args.diff or args.quiet):
             output += f"[*] {fixable} fixable with `dllint check --fix`\n"
-    return _write(output, code)
+    code = _emit(args, output, code)
+    if args.format == "text":
+        _say(args, summary_line(findings))
+    return code
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A line for the person at the terminal, on stderr; none with ``--quiet``."""
+    if not args.quiet:
+        print(line, file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, text: str, code: int) -> int:
+    """The report, to ``--output-file`` or standard output."""
+    if not args.output_file:
+        return _write(text, code)
+    try:
+        folder = os.path.dirname(os.path.abspath(args.output_file))
+        os.makedirs(folder, exist_ok=True)
+        with open(args.output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"--output-file {args.output_file}: {exc.strerror or exc}") from None
+    return code
+
+
+def _check_stdin(args, catalog, known, default, overrides) -> int:
+    """``dllint check -``: the source on standard input, checked as if it were the
+    file ``--stdin-filename`` (its configuration and per-file-ignores). ``--fix``
+    writes the fixed source to standard output, ``--diff`` the diff."""
+    from dllint.stdin import check_stdin, fix_stdin
+
+    data = sys.stdin.buffer.read()
+    path = args.stdin_filename or "-"
+    where = args.stdin_filename or "."
+    [(config, _)] = configs_for([where], args.config, args.isolated, known)
+    settings = settings_for(config, overrides, known, default)
+    findings, tracebacks, text = check_stdin(data, path, catalog, settings)
+    if not (args.fix or args.diff) or text is None:
+        return _report(args, findings, tracebacks)
+    fixed, applied = fix_stdin(text, path, findings)
+    if args.diff:
+        from dllint.fixes import unified_diff
+
+        _say(args, _fix_summary("would fix" if applied else "nothing to fix", applied, [path]))
+        return _emit(args, unified_diff(path, text, fixed), EXIT_FINDINGS if applied else 0)
+    after, _, _ = check_stdin(fixed.encode("utf-8"), path, catalog, settings)
+    if args.show_fixes:
+        _say(args, fixed_listing(findings, after).rstrip("\n"))
+    elif applied:
+        _say(args, _fix_summary("fixed", applied, [path]))
+    if any(f.code == "DL002" for f in after):
+        code = EXIT_ERROR
+    else:
+        code = EXIT_FINDINGS if after and not args.exit_zero else EXIT_CLEAN
+    return _emit(args, fixed, code)
 
 
 def _check_all(args, catalog, known, default, overrides):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,6 +96,26 @@ def resolve_codes(
                 now.add(code)
         enabled = now
     return frozenset(enabled)
+
+
+def rule_pattern(value: str) -> str:
+    """A selection pattern as written by the user: a code or prefix (any case) or
+    ``ALL`` upper-cased, a rule's name (``missing-zero-grad``) as its code. An unknown
+    name is kept as written, so the error that follows quotes it."""
+    value = value.strip()
+    if not re.fullmatch(r"[a-z]+(-[a-z]+)+|[a-z]{4,}", value):
+        return value.upper()
+    return _rule_names().get(value, value)
+
+
+def _rule_names() -> dict[str, str]:
+    """Name -> code of every rule and engine code (from the cached catalog)."""
+    from dllint.cache import rule_catalog
+    from dllint.engine import ENGINE_CODES
+
+    names = {info.name: info.code for info in rule_catalog()}
+    names.update((name, code) for code, name, _ in ENGINE_CODES)
+    return names
 
 
 def unknown_patterns(patterns: Iterable[str], known: Iterable[str]) -> list[str]:
@@ -253,7 +274,7 @@ def _string_list(table: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 def _codes(values: Iterable[str], key: str, where: str, known: list[str]) -> tuple[str, ...]:
-    codes = tuple(v.strip().upper() for v in values)
+    codes = tuple(rule_pattern(v) for v in values)
     bad = unknown_patterns(codes, known)
     if bad:
         raise ConfigError(

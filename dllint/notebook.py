@@ -168,16 +168,24 @@ def notebook_source(data: str) -> tuple[str, list[Origin]]:
     cells = document.get("cells") if isinstance(document, dict) else None
     if not isinstance(cells, list):
         raise ParseFailure("not a valid notebook: no list of cells (nbformat 4 expected)")
-    lines: list[str] = []
-    origin: list[Origin] = []
+    code_cells = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(str(part) for part in source)
-        if not isinstance(source, str):
-            continue
+        if isinstance(source, str):
+            code_cells.append((number, source))
+    return cells_source(code_cells)
+
+
+def cells_source(cells: Iterable[tuple[int, str]]) -> tuple[str, list[Origin]]:
+    """The module text of code cells given as (cell number, source), and each line's
+    origin (an editor's notebook sends its cells one by one)."""
+    lines: list[str] = []
+    origin: list[Origin] = []
+    for number, source in cells:
         python, shifts = cell_lines(source)
         lines.extend(python)
         origin.extend(Origin(number, index, shift) for index, shift in enumerate(shifts, 1))
@@ -226,10 +234,33 @@ def _map(finding: Finding, origin: list[Origin]) -> Finding:
 
 
 def check_notebook(path: str, rules: Iterable[type[Rule]], report=None) -> list[Finding]:
-    from dllint.engine import PARSE_ERROR, _error, check_text, read_source
+    from dllint.engine import PARSE_ERROR, _error, read_source
 
     try:
-        text, origin = notebook_source(read_source(path))
+        data = read_source(path)
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    return [_map(finding, origin) for finding in check_text(text, path, rules, report)]
+    return check_notebook_text(data, path, rules, report)
+
+
+def check_notebook_text(
+    data: str, path: str, rules: Iterable[type[Rule]], report=None
+) -> list[Finding]:
+    """Check a notebook's JSON, already read (standard input, an editor's buffer)."""
+    from dllint.engine import PARSE_ERROR, _error
+
+    try:
+        text, origin = notebook_source(data)
+    except ParseFailure as failure:
+        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    return check_cells(text, origin, path, rules, report)
+
+
+def check_cells(text: str, origin: list[Origin], path: str, rules, report=None) -> list[Finding]:
+    """Check the module ``cells_source`` made; findings placed in their cells."""
+    from dllint.engine import check_text
+
+    return [
+        _map(finding, origin) if finding.path == path else finding  # another file's
+        for finding in check_text(text, path, rules, report)
+    ]

@@ -52,6 +52,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 DL401 = positive("DL401")
+PASSED = "All checks passed!\n"  # the summary on stderr of a clean text-mode run
 CLEAN = sorted((FIXTURES / "DL401").glob("neg_*.py"))[0]
 
 
@@ -60,7 +61,7 @@ CLEAN = sorted((FIXTURES / "DL401").glob("neg_*.py"))[0]
 
 def test_text_output_reports_each_marker_with_code_name_and_position(capsys):
     code, out, err = run(capsys, "check", str(DL401))
-    assert code == 1 and err == ""
+    assert code == 1 and err == f"Found {len(markers(DL401))} findings (0 fixable).\n"
     lines = out.splitlines()
     parsed = [TEXT_LINE.match(line) for line in lines]
     assert all(parsed), lines
@@ -71,7 +72,7 @@ def test_text_output_reports_each_marker_with_code_name_and_position(capsys):
 
 def test_clean_file_exits_zero_with_no_output(capsys):
     assert markers(CLEAN) == set()
-    assert run(capsys, "check", str(CLEAN)) == (0, "", "")
+    assert run(capsys, "check", str(CLEAN)) == (0, "", PASSED)
 
 
 def test_json_output_has_the_documented_schema_sorted_by_position(capsys, tmp_path):
@@ -122,7 +123,7 @@ def test_select_and_ignore_take_codes_and_prefixes(capsys):
 
 
 def test_ignoring_everything_found_exits_zero(capsys):
-    assert run(capsys, "check", str(DL401), "--ignore", "DL401") == (0, "", "")
+    assert run(capsys, "check", str(DL401), "--ignore", "DL401") == (0, "", PASSED)
 
 
 @pytest.mark.parametrize("flag", ["--select", "--ignore", "--extend-select", "--extend-ignore"])
@@ -149,7 +150,7 @@ def _with_comment_on_marked_lines(tmp_path: Path, comment: str) -> Path:
 )
 def test_noqa_silences_the_finding_on_its_line(capsys, tmp_path, comment):
     target = _with_comment_on_marked_lines(tmp_path, comment)
-    assert run(capsys, "check", str(target)) == (0, "", "")
+    assert run(capsys, "check", str(target)) == (0, "", PASSED)
 
 
 def test_noqa_for_another_code_does_not_silence(capsys, tmp_path):
@@ -217,7 +218,7 @@ def test_coding_declaration_and_bom_and_crlf_keep_lines_right(capsys, tmp_path):
 def test_empty_file_is_fine(capsys, tmp_path):
     empty = tmp_path / "empty.py"
     empty.write_bytes(b"")
-    assert run(capsys, "check", str(empty)) == (0, "", "")
+    assert run(capsys, "check", str(empty)) == (0, "", PASSED)
 
 
 def test_a_missing_path_is_a_usage_error(capsys, tmp_path):

@@ -11,12 +11,12 @@ def docs_url(code: str) -> str:
 
 def describe(code: str) -> tuple[str, str, str]:
     """(name, summary, severity) of a rule or engine code; placeholders if unknown."""
-    from dllint.engine import ENGINE_CODES
+    from dllint.engine import ENGINE_CODES, ENGINE_OFF_BY_DEFAULT
     from dllint.registry import rule_by_code
 
     for engine_code, name, summary in ENGINE_CODES:
         if engine_code == code:
-            return name, summary, "error"
+            return name, summary, "warning" if code in ENGINE_OFF_BY_DEFAULT else "error"
     rule = rule_by_code(code)
     if rule is None:
         return code.lower(), code, "warning"
