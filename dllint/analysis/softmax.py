@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 FUNCTIONAL = "torch.nn.functional"
 SUM_FUNCTIONS = ("torch.sum",)
+SQUARE_FUNCTIONS = ("torch.square",)
+POW_FUNCTIONS = ("torch.pow",)
+LINSPACE_FUNCTIONS = ("torch.linspace",)
+ARANGE_FUNCTIONS = ("torch.arange",)
 
 
 def functional_alias(facts: ModuleFacts, use: cst.CSTNode) -> str | None:
@@ -162,6 +166,8 @@ def _shifted(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
         return True
     if _negated(x) and _squares(facts, x):
         return True
+    if _non_positive_range(facts, x):
+        return True
     if isinstance(x, cst.Name):
         binding = facts.names.binding_at(x.value, x)
         if binding is not None and binding.kind == "augassign":
@@ -183,17 +189,56 @@ def _negated(x: cst.BaseExpression) -> bool:
 
 
 def _squares(facts: ModuleFacts, x: cst.BaseExpression) -> bool:
-    """``x`` holds a square: ``e ** 2``, ``e.pow(2)``, ``e.square()``."""
+    """``x`` holds a square: ``e ** 2``, ``e.pow(2)``, ``e.square()``, ``torch.pow(e, 2)``,
+    ``torch.square(e)``."""
     for node in facts.tree.descendants(x, cst.BinaryOperation, cst.Call):
         if isinstance(node, cst.BinaryOperation):
             if isinstance(node.operator, cst.Power) and _is_two(node.right):
                 return True
-        elif isinstance(node.func, cst.Attribute):
+            continue
+        qualname = facts.qualname(node.func)
+        if qualname in SQUARE_FUNCTIONS:
+            return True
+        if qualname in POW_FUNCTIONS:
+            exponent = argument(node, 1, "exponent")
+            if exponent is not None and _is_two(exponent):
+                return True
+        elif qualname is None and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
             if method == "square" or (
                 method == "pow" and node.args and _is_two(node.args[0].value)
             ):
                 return True
+    return False
+
+
+def _non_positive_range(facts: ModuleFacts, x: cst.BaseExpression, depth: int = 0) -> bool:
+    """``x`` is a range whose values cannot be positive: ``torch.linspace(-eta, 0, n)``,
+    ``torch.arange(-n, 0)`` (exponential decay weights normalised to sum 1), or a name
+    assigned one. Its ``exp`` lies in (0, 1] and cannot overflow."""
+    if isinstance(x, cst.Name) and depth < 3:
+        binding = facts.names.binding_at(x.value, x)
+        if binding is None or binding.kind != "assign" or binding.path:
+            return False
+        return binding.value is not None and _non_positive_range(facts, binding.value, depth + 1)
+    if not isinstance(x, cst.Call) or any(arg.star for arg in x.args):
+        return False
+    qualname = facts.qualname(x.func)
+    if qualname in LINSPACE_FUNCTIONS:
+        ends = (argument(x, 0, "start"), argument(x, 1, "end"))
+        return all(end is not None and _non_positive(end) for end in ends)
+    if qualname in ARANGE_FUNCTIONS:
+        end = argument(x, 1, "end")
+        return end is not None and _non_positive(end)  # values below the end
+    return False
+
+
+def _non_positive(node: cst.BaseExpression) -> bool:
+    """A literal ``0``/``-1.5`` or a negated name or number (``-eta``, ``-n``)."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return float(node.value.replace("_", "")) == 0
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return isinstance(node.expression, (cst.Name, cst.Attribute, cst.Integer, cst.Float))
     return False
 
 
