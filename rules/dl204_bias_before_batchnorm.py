@@ -103,10 +103,11 @@ class BiasBeforeBatchNorm(Rule):
         if positions:
             if len(positions) != 1:
                 return None  # the same layer object in two containers
-            seq, index = positions[0]
-            if index is None or not self._is_sequential(seq):
+            found = positions[0]
+            if not self._is_sequential(found.container):
                 return None
-            return Layer(call, kind, self.facts.module.code_for_node(call), None, None, seq, index)
+            label = self.facts.module.code_for_node(call)
+            return Layer(call, kind, label, None, None, found.container, found.index, found.member)
         parent = self.facts.tree.parent.get(call)
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target

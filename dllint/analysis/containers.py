@@ -71,7 +71,10 @@ MODULE_CHANGES = {"add_module", "register_module", "append", "extend", "insert",
 @dataclass(frozen=True)
 class Elements:
     """What a container holds (see the module docstring). ``keys`` are the names of the
-    ``ordered`` elements when the container is a mapping (``OrderedDict``, ``add_module``)."""
+    ``ordered`` elements when the container is a mapping (``OrderedDict``, ``add_module``).
+    ``pairs`` are elements ``(a, b)`` where ``b`` comes right after ``a`` wherever ``a`` is
+    held, even when the whole order is not certain (``layers += [conv, nn.BatchNorm2d(c)]``
+    in a loop)."""
 
     members: tuple[cst.BaseExpression, ...]
     ordered: tuple[cst.BaseExpression, ...] | None
@@ -79,6 +82,7 @@ class Elements:
     parts: tuple[cst.CSTNode, ...] = ()
     keys: tuple[str, ...] | None = None
     mapping: bool = False
+    pairs: tuple[tuple[cst.BaseExpression, cst.BaseExpression], ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -87,6 +91,14 @@ class Elements:
 
 
 EMPTY = Elements((), (), None)
+END = "end"  # what follows the last element: the container's own output
+
+
+def in_order(ordered: tuple, parts=(), keys=None, mapping=False) -> Elements:
+    """Exactly ``ordered``."""
+    pairs = tuple(zip(ordered, ordered[1:], strict=False))
+    return Elements(_unique(ordered), ordered, ordered[-1] if ordered else None, parts, keys,
+                    mapping, pairs)  # fmt: skip
 
 
 def single(node: cst.BaseExpression, key: str | None = None) -> Elements:
@@ -108,6 +120,9 @@ def concat(first: Elements, second: Elements) -> Elements:
     if ordered is not None and (first.keys is not None or not first.ordered):
         if second.keys is not None or not second.ordered:
             keys = (first.keys or ()) + (second.keys or ())
+    pairs = first.pairs + second.pairs
+    if first.last is not None and second.ordered:
+        pairs += ((first.last, second.ordered[0]),)
     return Elements(
         _unique(first.members + second.members),
         ordered,
@@ -115,6 +130,7 @@ def concat(first: Elements, second: Elements) -> Elements:
         _unique(first.parts + second.parts),
         keys,
         first.mapping or second.mapping,
+        pairs,
     )
 
 
@@ -126,6 +142,15 @@ def merge(first: Elements, second: Elements) -> Elements:
         and len(first.ordered) == len(second.ordered)
         and all(a is b for a, b in zip(first.ordered, second.ordered, strict=True))
     )
+    # (a, b) holds in the merge when it holds on both sides, or ``a`` is held on one only
+    mine = {id(n) for n in first.members}
+    theirs = {id(n) for n in second.members}
+    common = {(id(a), id(b)) for a, b in second.pairs}
+    pairs = tuple(
+        pair
+        for pair in first.pairs
+        if (id(pair[0]), id(pair[1])) in common or id(pair[0]) not in theirs
+    ) + tuple(pair for pair in second.pairs if id(pair[0]) not in mine)
     return Elements(
         _unique(first.members + second.members),
         first.ordered if same else None,
@@ -133,6 +158,7 @@ def merge(first: Elements, second: Elements) -> Elements:
         _unique(first.parts + second.parts),
         first.keys if same else None,
         first.mapping or second.mapping,
+        tuple({(id(a), id(b)): (a, b) for a, b in pairs}.values()),
     )
 
 
@@ -148,6 +174,15 @@ class _Holder:
     key: str
     scope: Scope
     self_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """``member`` is element ``index`` (None: order not certain) of ``container``."""
+
+    container: cst.Call
+    index: int | None
+    member: cst.BaseExpression
 
 
 class _Unknown(Exception):
@@ -186,28 +221,57 @@ class Containers:
             self._modules[key] = self._module(call)
         return self._modules[key]
 
-    def positions(self, node: cst.CSTNode) -> list[tuple[cst.Call, int | None]]:
-        """The container constructions that may hold the module built by ``node``, with
-        its position there (None when the order is not certain)."""
+    def positions(self, node: cst.CSTNode) -> list[Position]:
+        """Where the module built by ``node`` (a construction, or an element expression)
+        may be held: container constructions with its position (None when the order is
+        not certain) and the element expression that puts it there."""
         return self._index.get(id(node), [])
 
+    def successor(self, container: cst.Call, member: cst.CSTNode):
+        """What comes right after ``member`` in ``container``: an element, ``END`` (it is
+        the last one) or None (unknown)."""
+        held = self.of_module(container)
+        if held is None or held.parts:
+            return None
+        if held.ordered is not None:
+            found = [i for i, m in enumerate(held.ordered) if m is member]
+            if len(found) != 1:
+                return None
+            i = found[0]
+            return held.ordered[i + 1] if i + 1 < len(held.ordered) else END
+        following = [b for a, b in held.pairs if a is member]
+        if len(following) == 1:
+            return following[0]
+        if not following and member is held.last:
+            return END
+        return None
+
     @cached_property
-    def _index(self) -> dict[int, list[tuple[cst.Call, int | None]]]:
-        index: dict[int, list[tuple[cst.Call, int | None]]] = defaultdict(list)
+    def _index(self) -> dict[int, list[Position]]:
+        index: dict[int, list[Position]] = defaultdict(list)
         for call in self.tree.nodes(cst.Call):
             if not self.is_container(call):
                 continue
             found = self.of_module(call)
             if found is None:
                 continue
-            if found.ordered is not None:
-                for position, member in enumerate(found.ordered):
-                    if (call, position) not in index[id(member)]:
-                        index[id(member)].append((call, position))
-            else:
-                for member in found.members:
-                    index[id(member)].append((call, None))
+            order = found.ordered if found.ordered is not None else found.members
+            for i, member in enumerate(order):
+                position = Position(call, i if found.ordered is not None else None, member)
+                built = self.built_by(member)
+                for node in (member, built) if built is not None else (member,):
+                    if position not in index[id(node)]:
+                        index[id(node)].append(position)
         return index
+
+    def built_by(self, member: cst.CSTNode) -> cst.Call | None:
+        """The construction a name element holds (``conv`` in ``[conv, nn.ReLU()]``)."""
+        if not isinstance(member, cst.Name):
+            return None
+        leaves = self.values.origins(member, through=self.values.module_passthrough)
+        if len(leaves) == 1 and not leaves[0].path and isinstance(leaves[0].node, cst.Call):
+            return leaves[0].node
+        return None
 
     # -- constructions ------------------------------------------------------------------
     def _module(self, call: cst.Call) -> Elements | None:
@@ -371,8 +435,7 @@ class Containers:
         if state.keys is not None and state.ordered is not None and key in state.keys:
             position = state.keys.index(key)
             ordered = state.ordered[:position] + (value,) + state.ordered[position + 1 :]
-            changed = Elements(ordered, ordered, ordered[-1], state.parts, state.keys,
-                               state.mapping)  # fmt: skip
+            changed = in_order(ordered, state.parts, state.keys, state.mapping)
         else:
             changed = concat(state, single(value, key) if state.keys is not None or not
                              state.ordered else single(value))  # fmt: skip
@@ -421,7 +484,8 @@ class Containers:
                         inner = self._expr(side)
                         if inner is None or count < 1:
                             return None if inner is None else EMPTY
-                        return Elements(inner.members, None, inner.last, inner.parts)
+                        return Elements(inner.members, None, inner.last, inner.parts,
+                                        pairs=inner.pairs)  # fmt: skip
             return None
         if isinstance(expr, cst.Call):
             return self._call(expr)
@@ -485,13 +549,7 @@ class Containers:
         keys = [literal_value(key) for key, _ in pairs]
         values = tuple(value for _, value in pairs)
         named = all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys)
-        return Elements(
-            values,
-            values,
-            values[-1] if values else None,
-            keys=tuple(keys) if named else None,
-            mapping=True,
-        )
+        return in_order(values, keys=tuple(keys) if named else None, mapping=True)
 
     def _children(self, model: cst.CSTNode) -> Elements | None:
         """``model.children()``: a known container's elements, or some children of a
@@ -526,7 +584,7 @@ class Containers:
         if base.ordered is not None and not base.parts:
             kept = base.ordered[bounds[0] : bounds[1]]
             keys = base.keys[bounds[0] : bounds[1]] if base.keys is not None else None
-            return Elements(kept, kept, kept[-1] if kept else None, keys=keys)
+            return in_order(kept, keys=keys)
         if base.parts and not base.members:
             return Elements((), None, None, parts=base.parts)
         return None
@@ -612,6 +670,7 @@ class Containers:
         state: Elements | None = None
         skip = -1
         use_loops = []
+        previous = None  # the latest statement that added to the list, and what it added
         events = self._holder_events(holder)
         for node in events:
             at = self.tree.order[node]
@@ -635,6 +694,7 @@ class Containers:
                 if value is None:
                     return None
                 state = value if state is None or not conditional else merge(state, value)
+                previous = None
                 continue
             if isinstance(parent, cst.AugAssign) and parent.target is node:
                 if not isinstance(parent.operator, cst.AddAssign) or state is None:
@@ -645,6 +705,7 @@ class Containers:
                     return None
                 changed = concat(state, value)
                 state = merge(state, changed) if conditional else changed
+                state, previous = self._link(previous, node, value, state)
                 continue
             if state is None:
                 continue  # a read before the list is built here (an earlier value)
@@ -655,18 +716,63 @@ class Containers:
                 method = parent.attr.value
                 if method in READING_METHODS:
                     continue
+                before = state
                 state = self._method_change(grand, method, state, conditional, module=False,
                                             holder=holder)  # fmt: skip
                 skip = self.tree.last[grand]
+                added = None
+                if method == "append" and len(grand.args) == 1:
+                    added = single(grand.args[0].value)
+                elif method == "extend" and len(grand.args) == 1:
+                    added = self._with_state(holder, before, grand.args[0].value)
+                if added is None:
+                    previous = None
+                else:
+                    state, previous = self._link(previous, node, added, state)
                 continue
             if isinstance(parent, cst.Subscript) and parent.value is node:
                 grand = self.tree.parent.get(parent)
                 if isinstance(grand, (cst.AssignTarget, cst.Del)):
                     state = self._subscript_change(parent, state, conditional)
+                    previous = None
                 continue  # an element read
             if not self._reads(node):
                 return None
         return state
+
+    def _link(self, previous, node, added: Elements, state: Elements):
+        """Two additions in a row in one block (``layers.append(conv)`` then
+        ``layers.append(nn.BatchNorm2d(c))`` in a loop body): the second's first element
+        comes right after the first's last, even where neither is certain to run."""
+        statement = self.tree.statement_of(node)
+        if previous is not None and added.ordered:
+            before, earlier = previous
+            pair = (earlier.last, added.ordered[0])
+            if (
+                earlier.last is not None
+                and self._straight(before, statement)
+                and not any(a is pair[0] and b is pair[1] for a, b in state.pairs)
+            ):
+                state = replace(state, pairs=state.pairs + (pair,))
+        return state, ((statement, added) if added.last is not None else None)
+
+    def _straight(self, first: cst.CSTNode, second: cst.CSTNode) -> bool:
+        """``second`` runs right after ``first`` whenever ``first`` runs: later in the same
+        block, with no ``continue``/``break``/``return``/``raise`` in between."""
+        block = self.tree.parent.get(first)
+        if block is None or self.tree.parent.get(second) is not block:
+            return False
+        body = getattr(block, "body", None)
+        if not isinstance(body, (list, tuple)):
+            return False
+        start = next((i for i, s in enumerate(body) if s is first), None)
+        end = next((i for i, s in enumerate(body) if s is second), None)
+        if start is None or end is None or end <= start:
+            return False
+        return not any(
+            self.tree.descendants(between, cst.Continue, cst.Break, cst.Return, cst.Raise)
+            for between in body[start + 1 : end]
+        )
 
     def _with_state(self, holder: _Holder, state: Elements | None, expr) -> Elements | None:
         """``expr`` evaluated where the holder holds ``state`` (``layers = layers + [...]``)."""
@@ -710,16 +816,14 @@ class Containers:
             ):
                 ordered = list(state.ordered)
                 ordered.insert(position, values[1])
-                ordered_t = tuple(ordered)
-                return Elements(_unique(state.members + (values[1],)), ordered_t, ordered_t[-1],
-                                state.parts)  # fmt: skip
+                return in_order(tuple(ordered), state.parts)
             return Elements(_unique(state.members + (values[1],)), None, None, state.parts)
         elif method == "pop" and not values:
             if conditional or not state.ordered:
                 raise _Unknown
             kept = state.ordered[:-1]
             keys = state.keys[:-1] if state.keys is not None else None
-            return Elements(kept, kept, kept[-1] if kept else None, state.parts, keys)
+            return in_order(kept, state.parts, keys)
         elif not module or method in MODULE_CHANGES:
             raise _Unknown
         else:
@@ -748,9 +852,7 @@ class Containers:
         ):
             ordered = list(state.ordered)
             ordered[position] = value
-            ordered_t = tuple(ordered)
-            changed = Elements(ordered_t, ordered_t, ordered_t[-1], state.parts, state.keys,
-                               state.mapping)  # fmt: skip
+            changed = in_order(tuple(ordered), state.parts, state.keys, state.mapping)
             return merge(state, changed) if conditional else changed
         return Elements(_unique(state.members + (value,)), None, None, state.parts)
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from dllint.analysis.classes import ClassInfo, first_param
+from dllint.analysis.containers import END
 from dllint.analysis.names import ITEM, ITER
 from dllint.analysis.tree import call_name, literal_value
 from dllint.analysis.values import SEQUENTIAL
@@ -124,7 +125,9 @@ class Layer:
 
     ``owner``/``attribute``: the in-module class and its ``self.`` attribute that
     hold it (directly, or as the Sequential the layer sits in). ``container`` and
-    ``index``: the ``nn.Sequential`` (or ``ModuleList``) holding it and its position.
+    ``index``: the ``nn.Sequential`` (or ``ModuleList``) holding it and its position
+    (None when the order is not certain); ``member`` the element expression there when
+    it is not ``node`` itself (``conv`` in ``layers += [conv, nn.BatchNorm2d(c)]``).
     ``label`` is how the user's code names it (``self.fc1``, ``self.net[0]``, ``model[2]``).
     """
 
@@ -135,6 +138,7 @@ class Layer:
     attribute: str | None = None
     container: cst.Call | None = None
     index: int | None = None
+    member: cst.BaseExpression | None = None
 
 
 @dataclass(frozen=True)
@@ -309,7 +313,8 @@ class Layers:
 
     def _following(self, layer: Layer) -> Follow:
         if layer.container is not None:
-            return self._after_element(layer.container, layer.index, layer.owner, layer.attribute)
+            member = layer.member if layer.member is not None else layer.node
+            return self._after_element(layer.container, member, layer.owner, layer.attribute)
         if layer.owner is not None and layer.attribute is not None:
             return self._after_attribute(layer.owner, layer.attribute)
         return UNKNOWN
@@ -319,30 +324,38 @@ class Layers:
         held = self.values.containers.of_module(seq)
         return held.ordered if held is not None and not held.parts else None
 
-    def _after_element(self, seq, index, owner, attribute, depth=0) -> Follow:
-        if index is None or not self._is_sequential(seq):
+    def _after_element(self, seq, member, owner, attribute, depth=0) -> Follow:
+        """What follows element ``member`` of the Sequential ``seq``: the next element
+        that is not looked through, or what follows the Sequential itself."""
+        if not self._is_sequential(seq):
             return UNKNOWN
-        elements = self._ordered(seq)
-        if elements is None:
-            return UNKNOWN
-        for element in elements[index + 1 :]:
+        containers = self.values.containers
+        for _ in range(64):
+            element = containers.successor(seq, member)
+            if element is None:
+                return UNKNOWN
+            if element is END:
+                return self._after_module(seq, owner, attribute, depth + 1)
             kind = self.module_kind(element)
             if kind is None:
                 return UNKNOWN
             if kind not in self._through:
                 return Follow("op", kind, self.code(element))
-        return self._after_module(seq, owner, attribute, depth + 1)
+            member = element
+        return UNKNOWN
 
     def _after_module(self, node, owner, attribute, depth) -> Follow:
         """What follows a module value (a Sequential) where it is built."""
         if depth > 6:
             return UNKNOWN
-        positions = self.values.containers.positions(node)
-        if positions:  # an element of a Sequential (built in the call or from a list)
-            if len(positions) != 1 or positions[0][1] is None:
+        # an element of a Sequential (built in the call or from a list); a name element
+        # may be called on its own too
+        positions = [p for p in self.values.containers.positions(node) if p.member is node]
+        if positions:
+            if len(positions) != 1:
                 return UNKNOWN
-            container, index = positions[0]
-            return self._after_element(container, index, owner, attribute, depth)
+            found = positions[0]
+            return self._after_element(found.container, found.member, owner, attribute, depth)
         for ancestor in list(self.tree.ancestors(node))[:6]:
             if isinstance(ancestor, cst.Call) and self.qualname(ancestor.func) in CONTAINERS:
                 return UNKNOWN
@@ -358,7 +371,31 @@ class Layers:
                     return self._after_attribute(info, target.attr.value)
             if isinstance(target, cst.Name) and not self._used_as_component(node):
                 return OUTPUT
+        if isinstance(parent, cst.Return) and self._factory_output(node, parent):
+            return OUTPUT
         return UNKNOWN
+
+    def _factory_output(self, node: cst.CSTNode, statement: cst.Return) -> bool:
+        """A Sequential a same-module factory returns (``def build(): ...; return
+        nn.Sequential(*layers)``), where every call of the factory is a whole model:
+        bound to a name (``critic = build()``) or used directly (``build().apply(f)``),
+        never put into another container or model."""
+        function = self.tree.function_of(statement)
+        if function is None or self.classes.enclosing(function) is not None:
+            return False
+        sites = self.values.call_sites(function)
+        if not sites:
+            return False
+        for site in sites:
+            parent = self.tree.parent.get(site)
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+                if not isinstance(parent.targets[0].target, cst.Name):
+                    return False
+            elif not (isinstance(parent, cst.Attribute) and parent.value is site):
+                return False
+            if self._used_as_component(site):
+                return False
+        return True
 
     def _used_as_component(self, node: cst.CSTNode) -> bool:
         """Is this module passed into a container or an in-module model class?"""
@@ -499,6 +536,9 @@ class Layers:
         parent = self.tree.parent.get(model)
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             return self.code(parent.targets[0].target)
+        function = self.tree.function_of(model)
+        if isinstance(parent, cst.Return) and function is not None:
+            return f"{function.name.value}()"  # the Sequential a factory builds
         return "nn.Sequential"
 
     def inventory(self, model: Model) -> Inventory:
@@ -614,6 +654,9 @@ class Layers:
             else:
                 element_label = f"{label}[{i}]" if held.ordered is not None else f"{label}[...]"
             index = i if held.ordered is not None else None
+            member = element
+            if isinstance(element, cst.Name):  # conv in [conv, nn.BatchNorm2d(c)]
+                element = self.values.containers.built_by(element) or element
             if not isinstance(element, cst.Call):
                 inventory.complete = False
                 continue
@@ -622,7 +665,7 @@ class Layers:
                 if kind in COMPOSITE:
                     inventory.complete = False
                     continue
-                layer = Layer(element, kind, element_label, owner, attribute, seq, index)
+                layer = Layer(element, kind, element_label, owner, attribute, seq, index, member)
                 self._add(inventory, layer, nested)
             else:
                 self._collect_call(element, inventory, element_label, owner, attribute, True,
