@@ -83,12 +83,24 @@ def check_text(
     return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact, ran)
 
 
+# What a file must use for another file's definitions to matter to a rule: a loss,
+# a training step, an evaluation or an init. Library modules that only define
+# layers are checked alone, which keeps big packages cheap and quiet.
+CONSUMER_TOKENS = (
+    ".backward(", "_loss(", "Loss(", "criterion", "loss_fn", "no_grad", "inference_mode",
+    ".eval()", ".apply(",
+)  # fmt: skip
+
+
 def _prelude(path: str, text: str, rules: list):
     """What ``text`` imports from its project, copied in front of it
-    (``dllint.project.prelude``); None when it imports nothing, or when no rule's
-    first token group (torch, sklearn...) occurs in the file itself."""
+    (``dllint.project.prelude``); None when it imports nothing, uses nothing a
+    rule could ask another file about, or no rule's first token group (torch,
+    sklearn...) occurs in the file itself."""
     from dllint.prefilter import groups
 
+    if not any(token in text for token in CONSUMER_TOKENS):
+        return None
     firsts = [groups(rule.needs)[0] for rule in rules if rule.needs]
     if not any(token in text for first in firsts for token in first):
         return None
@@ -237,7 +249,7 @@ def _check_parsed(
     findings = sorted(set(findings), key=Finding.sort_key)
     from dllint.fixes import demote_unsafe  # a fix that adds a finding is not safe
 
-    return demote_unsafe(text, path, findings)
+    return demote_unsafe(text, path, findings, rules)
 
 
 def _syntax_check(text: str, path: str) -> list[Finding]:

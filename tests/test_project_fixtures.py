@@ -66,3 +66,104 @@ def test_projects_hold_positives_and_negatives() -> None:
     assert sum(n.startswith("neg_") for n in names) >= 3
     for project in PROJECTS:
         assert (project_markers(project) != set()) == project.name.startswith("pos_")
+
+
+def test_editing_an_imported_file_rechecks_its_importers(tmp_path: Path) -> None:
+    """The cache key of train.py holds a hash of model.py: fixing the model clears
+    the finding in train.py on the next (warm) run; editing a file train.py does not
+    import leaves its entry alone."""
+    import shutil
+
+    from dllint.cache import Cache
+
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECTS[[p.name for p in PROJECTS].index("pos_softmax_head_in_model_py")], project
+    )
+    (project / "notes.py").write_text("import torch\n\nSCALE = 2\n")
+    cache = Cache(tmp_path / "cache")
+
+    def run():
+        findings = check_paths([str(project)], all_rules(), cache=cache).findings
+        return {(Path(f.path).name, f.code) for f in findings}
+
+    assert run() == {("train.py", "DL301")}
+    entries = set((tmp_path / "cache").rglob("*.json"))
+    (project / "notes.py").write_text("import torch\n\nSCALE = 3\n")
+    assert run() == {("train.py", "DL301")}
+    new = set((tmp_path / "cache").rglob("*.json")) - entries
+    assert len(new) == 1  # notes.py only: train.py's entry was served
+    model = project / "model.py"
+    model.write_text(
+        model.read_text().replace(
+            "nn.Linear(128, n_classes), nn.Softmax(dim=1)", "nn.Linear(128, n_classes)"
+        )
+    )
+    assert run() == set()
+
+
+def test_installed_packages_are_not_read(tmp_path: Path) -> None:
+    """A project copied under site-packages is an installed package: its files are
+    checked alone there, while the same files elsewhere see each other."""
+    import shutil
+
+    source = PROJECTS[[p.name for p in PROJECTS].index("pos_softmax_head_in_model_py")]
+    installed = tmp_path / "venv" / "lib" / "site-packages" / "zoo"
+    shutil.copytree(source, installed)
+    shutil.copytree(source, tmp_path / "work")
+    assert check_file(str(installed / "train.py"), all_rules()) == []
+    assert [f.code for f in check_file(str(tmp_path / "work" / "train.py"), all_rules())] == [
+        "DL301"
+    ]
+
+
+def test_related_place_in_json_and_sarif(tmp_path: Path, monkeypatch) -> None:
+    """The loss call in train.py names the softmax in model.py: in the message, as a
+    JSON ``related`` entry and as a SARIF ``relatedLocation``."""
+    import json
+    import shutil
+
+    from dllint.cli import main
+
+    shutil.copytree(
+        PROJECTS[[p.name for p in PROJECTS].index("pos_softmax_head_in_model_py")], tmp_path / "p"
+    )
+    monkeypatch.chdir(tmp_path / "p")
+    main(
+        [
+            "check",
+            "train.py",
+            "--isolated",
+            "--no-cache",
+            "--format",
+            "json",
+            "--output-file",
+            "out.json",
+        ]
+    )
+    (finding,) = json.loads(Path("out.json").read_text())
+    assert finding["path"] == "train.py" and "(model.py:14)" in finding["message"]
+    assert finding["related"] == [
+        {
+            "path": "model.py",
+            "line": 14,
+            "column": 62,
+            "message": "`nn.Softmax(dim=1)` is applied here",
+        }
+    ]
+    main(
+        [
+            "check",
+            "train.py",
+            "--isolated",
+            "--no-cache",
+            "--format",
+            "sarif",
+            "--output-file",
+            "out.sarif",
+        ]
+    )
+    (result,) = json.loads(Path("out.sarif").read_text())["runs"][0]["results"]
+    (related,) = result["relatedLocations"]
+    assert related["physicalLocation"]["artifactLocation"]["uri"] == "model.py"
+    assert related["physicalLocation"]["region"] == {"startLine": 14, "startColumn": 62}

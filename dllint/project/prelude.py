@@ -11,7 +11,8 @@ answer with the same code as for a single file; the engine maps every finding
 back to the file and line it came from (``Prelude.origin``).
 
 Bounded so that big libraries stay cheap: at most ``MAX_LINES`` copied lines,
-``MAX_HOPS`` re-exports deep, and only modules of the project (``roots``).
+no statement longer than ``MAX_STATEMENT_LINES``, ``MAX_HOPS`` re-exports deep,
+and only modules of the project (``roots``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from dllint.project.roots import imported_modules, module_file, resolve
+from dllint.project.roots import imported_modules, installed, module_file, resolve
 from dllint.project.summary import Import, ImportFrom, Summary, summary_of
 
-MAX_LINES = 3000
+MAX_LINES = 2000
+MAX_STATEMENT_LINES = 400  # a longer class or function is a library's, not a model to follow
 MAX_HOPS = 3
+MAX_READS = 2  # a model, the blocks it builds, the layers those build: no deeper
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
@@ -84,16 +87,16 @@ class _Builder:
     def request(self, module: str, name: str, hops: int = 0) -> str | None:
         """Copy what binds ``name`` in ``module``, and what that reads; the kind of
         statement that binds it ("class", "def", "assign"), or None."""
-        queue = deque([(module, name, hops)])
+        queue = deque([(module, name, hops, 0)])
         first: str | None = None
         while queue:
-            module, name, hops = queue.popleft()
-            kind = self._bind(module, name, hops, queue)
+            module, name, hops, depth = queue.popleft()
+            kind = self._bind(module, name, hops, depth, queue)
             if first is None:
                 first = kind or ""
         return first or None
 
-    def _bind(self, module: str, name: str, hops: int, queue: deque) -> str | None:
+    def _bind(self, module: str, name: str, hops: int, depth: int, queue: deque) -> str | None:
         if (module, name) in self.seen:
             return self.kinds.get((module, name))
         self.seen.add((module, name))
@@ -109,15 +112,18 @@ class _Builder:
         if statement.kind not in ("def", "class", "assign"):
             return None
         size = statement.end - statement.start + 1
+        if size > MAX_STATEMENT_LINES:
+            return None
         selection = self._selection(module, summary)
         if index not in selection.statements:
             if size > self.budget:
                 return None
             self.budget -= size
             selection.statements.add(index)
-        for read in sorted(statement.reads):
-            if read != name and read in summary.bound:
-                queue.append((module, read, hops))
+        if depth < MAX_READS:
+            for read in sorted(statement.reads):
+                if read != name and read in summary.bound:
+                    queue.append((module, read, hops, depth + 1))
         self.kinds[(module, name)] = statement.kind
         return statement.kind
 
@@ -181,7 +187,7 @@ def _third_party_imports(summary: Summary) -> list[int]:
 def build(path: str, text: str) -> Prelude | None:
     """The prelude for the file at ``path`` holding ``text``; None when it imports
     nothing from its project (or cannot be parsed: the check reports that)."""
-    if "import" not in text:
+    if "import" not in text or installed(path):
         return None
     try:
         tree = ast.parse(text, path)
@@ -379,7 +385,7 @@ def digest(path: str, text: str) -> str:
     """A hash of everything a prelude for ``text`` could copy from: the project
     files it imports, MAX_HOPS deep, by content. Empty when it imports none.
     For cache keys: costs no parse."""
-    if "import" not in text:
+    if "import" not in text or installed(path):
         return ""
     seen: dict[str, str] = {}
     frontier = [(m, 0) for m in imported_modules(path, text)]

@@ -28,6 +28,14 @@ _NAME = r"[\w.]+(?:[ \t]+as[ \t]+\w+)?"
 _IMPORT = re.compile(rf"^[ \t]*import[ \t]+({_NAME}(?:[ \t]*,[ \t]*{_NAME})*)", re.MULTILINE)
 
 
+def installed(path: str) -> bool:
+    """Is ``path`` inside an installed package (``site-packages``)? Such a file is
+    checked alone: installed packages are never read for another file, their own
+    included, which keeps a run over a whole environment as cheap as before."""
+    parts = os.path.abspath(path).split(os.sep)
+    return any(folder in parts for folder in INSTALL_FOLDERS)
+
+
 @lru_cache(maxsize=4096)
 def project_root(folder: str) -> str:
     """The project root of a file in ``folder`` (absolute): the nearest folder with

@@ -72,6 +72,21 @@ def _result(finding: Finding, index: int) -> dict:
     }
     if finding.cell is not None:
         result["properties"] = {"cell": finding.cell, "lineInCell": finding.line}
+    if finding.related:  # the other files of the project the finding is about
+        result["relatedLocations"] = [
+            {
+                "id": number,
+                "message": {"text": place["message"]},
+                "physicalLocation": {
+                    "artifactLocation": {
+                        "uri": artifact_uri(place["path"]),
+                        "uriBaseId": "%SRCROOT%",
+                    },
+                    "region": {"startLine": place["line"], "startColumn": place["column"]},
+                },
+            }
+            for number, place in enumerate(finding.related)
+        ]
     return result
 
 
