@@ -98,8 +98,8 @@ class UnstableLogOfSoftmax(Rule):
         source = "softmax probabilities" if kind == SOFTMAX else "sigmoid probabilities"
         where = ""
         if stored is not None:
-            line = self.facts.span(stored)[0][0]
-            where = f" (`{self.code_of(operand)}` is `{self.code_of(stored)}`, line {line})"
+            place = self.facts.place(stored)
+            where = f" (`{self.code_of(operand)}` is `{self.code_of(stored)}`, {place})"
         return (
             f"`{self.code_of(call)}` takes the log of {source}{where}, which underflow to 0 "
             f"for confident predictions: the log becomes -inf and the gradients NaN; use "
