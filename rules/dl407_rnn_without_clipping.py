@@ -73,8 +73,26 @@ class RnnWithoutClipping(Rule):
             return self._class_is_recurrent(info, 0)
         for leaf in values.origins(source.expr, through=values.module_passthrough):
             if isinstance(leaf.node, cst.Call) and not leaf.path:
-                if self.facts.qualname(leaf.node.func) in RECURRENT:
+                if self._builds_recurrent(leaf.node, 0):
                     return True
+        return False
+
+    def _builds_recurrent(self, call: cst.Call, depth: int) -> bool:
+        """An RNN layer, an in-module class that builds one, or a Sequential/ModuleList
+        (or the layer list it is built from) holding either."""
+        if self.facts.qualname(call.func) in RECURRENT:
+            return True
+        info = self.facts.classes.constructed(call)
+        if info is not None:
+            return info.is_module and self._class_is_recurrent(info, depth + 1)
+        containers = self.facts.values.containers
+        if not containers.is_container(call) or depth >= MAX_NESTING:
+            return False
+        held = containers.of_module(call)
+        for member in held.members if held is not None else ():
+            built = member if isinstance(member, cst.Call) else containers.built_by(member)
+            if built is not None and self._builds_recurrent(built, depth + 1):
+                return True
         return False
 
     def _class_is_recurrent(self, info: ClassInfo, depth: int) -> bool:

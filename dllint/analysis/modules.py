@@ -212,11 +212,13 @@ class Modules:
         return False
 
     def _container(self, info, attribute, values, related) -> PlainContainer | None:
-        plain = [(value, found) for value in values if (found := self._plain(value))]
+        plain = [(value, found) for value in values if (found := self._plain(value, own=attribute))]
         if not plain:
             return None
         for part in related:
-            if any(self._plain(v) is None for v in part.attributes.get(attribute, ())):
+            if any(
+                self._plain(v, own=attribute) is None for v in part.attributes.get(attribute, ())
+            ):
                 return None  # also a ModuleList, a Sequential, None, a parameter...
         elements: list[cst.BaseExpression] = []
         for _, (_, inner) in plain:
@@ -239,13 +241,15 @@ class Modules:
             return None
         return PlainContainer(info, attribute, statement, kind, tuple(modules), tuple(kinds))
 
-    def _plain(self, value: cst.BaseExpression, depth: int = 0):
+    def _plain(self, value: cst.BaseExpression, depth: int = 0, own: str | None = None):
         """(kind, elements) when ``value`` is a plain container: a literal, a local
-        variable holding one (``layers = []; layers.append(...); self.x = layers``) or a
-        same-module helper returning one. None otherwise or when its contents are unclear."""
+        variable holding one (``layers = []; layers.append(...); self.x = layers``), the
+        attribute grown by concatenation (``self.layers = self.layers + [Block()]``, with
+        ``own`` the attribute) or a same-module helper returning one. None otherwise or when
+        its contents are unclear."""
         kind = _container_kind(value)
         if kind is not None:
-            elements = self._elements(value)
+            elements = self._elements(value, own)
             return (kind, elements) if elements is not None else None
         if isinstance(value, cst.Name):
             return self._local(value)
@@ -297,8 +301,13 @@ class Modules:
             elements.extend(filled)
         return kind, elements
 
-    def _elements(self, expr: cst.CSTNode) -> list[cst.BaseExpression] | None:
-        """What a container expression holds; None when it cannot be told."""
+    def _elements(self, expr: cst.CSTNode, own: str | None = None) -> list | None:
+        """What a container expression holds; None when it cannot be told. ``self.<own>``
+        stands for the attribute's earlier value, whose elements are counted where it was
+        assigned."""
+        if own is not None and isinstance(expr, cst.Attribute) and expr.attr.value == own:
+            if self.classes.self_of(expr.value) is not None:
+                return []
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             return [e.value for e in expr.elements if not isinstance(e, cst.StarredElement)]
         if isinstance(expr, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
@@ -309,7 +318,7 @@ class Modules:
             return [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.Add):
-                left, right = self._elements(expr.left), self._elements(expr.right)
+                left, right = self._elements(expr.left, own), self._elements(expr.right, own)
                 return None if left is None or right is None else left + right
             if isinstance(expr.operator, cst.Multiply):
                 for side in (expr.left, expr.right):
@@ -422,6 +431,8 @@ class Modules:
             if not own or not isinstance(parent.operator, cst.AddAssign):
                 return None
             return self._elements(parent.value)
+        if own and self._grown_in_place(node, parent):
+            return []  # self.layers = self.layers + [...]: the new elements are its value
         if isinstance(parent, cst.Attribute) and parent.value is node:
             call = self.tree.parent.get(parent)
             if not isinstance(call, cst.Call) or call.func is not parent:
@@ -447,6 +458,22 @@ class Modules:
                 return [assign.value] if isinstance(assign, cst.Assign) else None
             return [] if self._element_use_harmless(parent) else None
         return [] if self._collection_consumed(node) else None
+
+    def _grown_in_place(self, node: cst.CSTNode, parent: cst.CSTNode | None) -> bool:
+        """``node`` (``self.layers``) is read to build the attribute's own next value."""
+        while isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
+            parent = self.tree.parent.get(parent)
+        if not isinstance(parent, cst.Assign) or len(parent.targets) != 1:
+            return False
+        target = parent.targets[0].target
+        return (
+            isinstance(target, cst.Attribute)
+            and isinstance(node, cst.Attribute)
+            and target.attr.value == node.attr.value
+            and isinstance(target.value, cst.Name)
+            and isinstance(node.value, cst.Name)
+            and target.value.value == node.value.value
+        )
 
     def _collection_consumed(self, expr: cst.CSTNode, item: int | None = None) -> bool:
         """Is a collection (the container or a view of it) only measured or iterated,
