@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check(commands)
     rules = commands.add_parser("rules", help="list the rules")
     rules.add_argument("--format", choices=("text", "json"), default="text")
+    commands.add_parser(
+        "server", help='a language server over stdio, for editors (pip install "dllint[lsp]")'
+    )
     explain = commands.add_parser("explain", help="print a rule's documentation")
     explain.add_argument("code")
     from dllint.runtime.cli import add_trace_arguments
@@ -263,12 +266,25 @@ def _run(args: argparse.Namespace) -> int:
         return _write(_explain(args.code), EXIT_CLEAN)
     if args.command == "check":
         return _check(args)
+    if args.command == "server":
+        return _server()
     if args.command == "trace":
         from dllint.runtime.cli import run_trace
 
         return run_trace(args)
     build_parser().print_help(sys.stderr)
     return EXIT_ERROR
+
+
+def _server() -> int:
+    try:
+        from dllint.server import main as serve
+    except ImportError as exc:
+        missing = (exc.name or "pygls").split(".")[0]
+        raise UsageError(
+            f'`dllint server` needs the lsp extra ({missing} is missing): pip install "dllint[lsp]"'
+        ) from None
+    return serve()
 
 
 def _write(text: str, code: int) -> int:

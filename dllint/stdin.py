@@ -10,6 +10,15 @@ from dllint.engine import PARSE_ERROR, Report, _error, _reportable, _rule_classe
 from dllint.finding import Finding
 
 
+def selected_rules(path: str, catalog, settings) -> tuple[frozenset[str], list]:
+    """(the codes ``path`` may report under ``settings``, the rule classes to run):
+    the selection less the per-file-ignores of ``path``, as ``dllint check`` does."""
+    rules = [rule for rule in catalog if settings.enabled(rule.code)]
+    codes = _reportable(path, rules, settings)
+    classes = _rule_classes(rules)
+    return codes, [classes[code] for code in sorted(codes) if code in classes]
+
+
 def check_stdin(
     data: bytes, path: str, catalog, settings
 ) -> tuple[list[Finding], list[str], str | None]:
@@ -17,12 +26,9 @@ def check_stdin(
     do not decode)."""
     from dllint.source import ParseFailure, decode
 
-    rules = [rule for rule in catalog if settings.enabled(rule.code)]
     if path != "-" and settings.is_user_excluded(path):
         return [], [], None  # as a file named on the command line but excluded
-    codes = _reportable(path, rules, settings)
-    classes = _rule_classes(rules)
-    chosen = [classes[code] for code in sorted(codes) if code in classes]
+    codes, chosen = selected_rules(path, catalog, settings)
     report = Report()
     text: str | None = None
     try:

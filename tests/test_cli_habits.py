@@ -279,3 +279,16 @@ def test_no_progress_line_when_stderr_is_not_a_terminal(project):
     result = dllint("check", ".", "--no-cache", cwd=project)
     assert "\r" not in result.stderr
     assert re.fullmatch(r"Found \d+ findings \(\d+ fixable\)\.\n", result.stderr)
+
+
+def test_server_without_the_lsp_extra_says_how_to_install_it(tmp_path):
+    hide_pygls = (
+        "import sys; sys.modules['pygls'] = None\n"
+        "from dllint.cli import main\n"
+        "sys.exit(main(['server']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_pygls], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert 'pip install "dllint[lsp]"' in result.stderr and "pygls is missing" in result.stderr
