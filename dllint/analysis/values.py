@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from dllint.analysis.classes import Classes, ClassInfo, first_param
+from dllint.analysis.frameworks import hook_arguments
 from dllint.analysis.names import CALL, ITEM, Names
 from dllint.analysis.tree import TreeIndex, literal_value
 
@@ -197,7 +198,9 @@ class Values:
             step(binding.value, binding.path + path)
             return True
         if binding.kind == "param" and isinstance(binding.scope, cst.FunctionDef):
-            arguments = self._arguments_for(binding.scope, binding.node)
+            arguments = self._arguments_for(binding.scope, binding.node) or hook_arguments(
+                self, binding.scope, binding.node
+            )  # a framework's hook: the arguments the framework passes
             if arguments:
                 for argument in arguments:
                     step(argument, path)
