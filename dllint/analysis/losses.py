@@ -114,6 +114,8 @@ class Losses:
         construction = None
         for leaf in facts.values.origins(expr, through=facts.values.module_passthrough):
             node = leaf.node
+            if not leaf.path and isinstance(node, cst.Name) and node.value == "None":
+                continue  # a placeholder (``self.loss_op = None``): calling it would raise
             if leaf.path or not isinstance(node, cst.Call):
                 return None
             kind = loss_kind_of_name(facts.qualname(node.func), LOSS_MODULES, MODULE_PREFIXES)

@@ -116,7 +116,26 @@ class Values:
             if owner is not None and method is not None:
                 if func.value.value == first_param(method):
                     return owner.method(func.attr.value)
+            info = self._constructed_into(func.value)
+            if info is not None:  # ``model = Model(); model.add_loss_op(loss)``
+                return info.method(func.attr.value)
         return None
+
+    def _constructed_into(self, name: cst.Name) -> ClassInfo | None:
+        """The in-module class whose constructor call ``name`` was last assigned
+        (``model = Model(...)``, also ``Model(...).to(device)``). Syntax only: the
+        call sites are what ``origins`` itself follows, so no value flow here."""
+        binding = self.names.binding_at(name.value, name)
+        if binding is None or binding.kind != "assign" or binding.path:
+            return None
+        value = binding.value
+        while (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value in ("to", "cuda", "cpu", "double", "float", "half")
+        ):
+            value = value.func.value
+        return self.classes.constructed(value) if isinstance(value, cst.Call) else None
 
     def instance_class(self, expr: cst.CSTNode) -> ClassInfo | None:
         """The in-module class ``expr`` is an instance of, when every origin agrees."""
