@@ -151,6 +151,9 @@ def _rules_table() -> str:
         else (code, name, "error", "", "", summary)
         for code, name, summary in ENGINE_CODES
     ]
+    from dllint.runtime.codes import RUNTIME_CODES  # `run`: reported by `dllint trace` only
+
+    rows += [(c.code, c.name, c.severity, "", "run", c.summary) for c in RUNTIME_CODES]
     rows.sort()
     width = max(len(row[1]) for row in rows)
     return "".join(
@@ -189,6 +192,21 @@ def _rules_json() -> str:
                 "fixable": False,
                 "default_enabled": code not in ENGINE_OFF_BY_DEFAULT,
                 "url": docs_url(code),
+            }
+        )
+    from dllint.runtime.codes import RUNTIME_CODES
+
+    for c in RUNTIME_CODES:  # reported by `dllint trace` only, never by `dllint check`
+        rows.append(
+            {
+                "code": c.code,
+                "name": c.name,
+                "summary": c.summary,
+                "severity": c.severity,
+                "fixable": False,
+                "default_enabled": False,
+                "runtime": True,
+                "url": docs_url(c.code),
             }
         )
     rows.sort(key=lambda row: row["code"])

@@ -19,5 +19,10 @@ def describe(code: str) -> tuple[str, str, str]:
             return name, summary, "warning" if code in ENGINE_OFF_BY_DEFAULT else "error"
     rule = rule_by_code(code)
     if rule is None:
+        from dllint.runtime.codes import runtime_code
+
+        runtime = runtime_code(code)  # DL601-DL603, from `dllint trace`
+        if runtime is not None:
+            return runtime.name, runtime.summary, runtime.severity
         return code.lower(), code, "warning"
     return rule.name, rule.summary, rule.severity

@@ -1,4 +1,6 @@
-"""``dllint trace``: run one training step, then confirm or refute the DL306 findings.
+"""``dllint trace``: run one training step, then confirm or refute the DL306 findings and
+report what only the run shows (DL601 non-finite values, DL602 parameters without
+gradient, DL603 with ``--overfit-batch``).
 
 This module is imported by ``dllint.cli`` to build the parser, so it must not import
 torch: the runner is imported only when the command runs, after checking that torch
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 INSTALL = 'dllint trace needs PyTorch: pip install "dllint[trace]"'
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github")
+OVERFIT_STEPS = 200
+OVERFIT_THRESHOLD = 0.1
 
 
 class TraceUsageError(Exception):
@@ -29,12 +32,16 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     script itself may need) and split by ``split_command``.
     """
     parser.usage = (
-        "%(prog)s SCRIPT [--format {text,json}] [--steps N] [--funny-batch] [-- SCRIPT_ARGS ...]"
+        "%(prog)s SCRIPT [--format {text,json,sarif,github}] [--steps N] [--funny-batch] "
+        "[--overfit-batch [--overfit-threshold F]] [-- SCRIPT_ARGS ...]"
     )
     parser.description = (
         "Run SCRIPT (it executes your code) until its first optimizer step, recording "
         "the shapes of elementwise operations and losses, then mark each DL306 finding "
-        "confirmed, refuted or not-reached. Arguments for SCRIPT go after `--`."
+        "confirmed, refuted or not-reached, and report the first NaN/inf (DL601) and "
+        "parameters without gradient (DL602). With --overfit-batch, train on one "
+        "repeated batch and report DL603 if the loss does not fall. Arguments for SCRIPT "
+        "go after `--`."
     )
     _add_options(parser)
     parser.add_argument(
@@ -48,9 +55,10 @@ def _add_options(parser: argparse.ArgumentParser, suppress: bool = False) -> Non
     parser.add_argument(
         "--steps",
         type=_positive,
-        default=default or 1,
+        default=default,
         metavar="N",
-        help="optimizer steps to run before stopping (default 1)",
+        help=f"optimizer steps to run before stopping (default 1, {OVERFIT_STEPS} "
+        "with --overfit-batch)",
     )
     parser.add_argument(
         "--funny-batch",
@@ -58,12 +66,37 @@ def _add_options(parser: argparse.ArgumentParser, suppress: bool = False) -> Non
         default=default or False,
         help="make DataLoader batches 7 long, so the batch axis cannot hide behind another",
     )
+    parser.add_argument(
+        "--overfit-batch",
+        action="store_true",
+        default=default or False,
+        help="every DataLoader repeats its first batch; report DL603 unless the loss "
+        "falls below a tenth of its first value",
+    )
+    parser.add_argument(
+        "--overfit-threshold",
+        type=_share,
+        default=default,
+        metavar="F",
+        help=f"with --overfit-batch: the share of the first loss to fall below "
+        f"(default {OVERFIT_THRESHOLD})",
+    )
 
 
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _share(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1 (0.1 is a tenth)")
     return number
 
 
@@ -118,9 +151,16 @@ def run_trace(args: argparse.Namespace) -> int:
     if not torch_available():
         print(f"dllint: error: {INSTALL}", file=sys.stderr)
         return EXIT_ERROR
+    overfit = getattr(args, "overfit_batch", False)
+    threshold = getattr(args, "overfit_threshold", None)
+    if threshold is not None and not overfit:
+        print("dllint: error: --overfit-threshold needs --overfit-batch", file=sys.stderr)
+        return EXIT_ERROR
+    steps = args.steps or (OVERFIT_STEPS if overfit else 1)
     from dllint.runtime.report import report
 
-    return report(script, script_args, args.steps, args.funny_batch, args.format)
+    share = (threshold or OVERFIT_THRESHOLD) if overfit else None
+    return report(script, script_args, steps, args.funny_batch, args.format, share)
 
 
 def display_path(path: str) -> str:
@@ -131,8 +171,3 @@ def display_path(path: str) -> str:
     except ValueError:  # another drive on Windows
         return path
     return path if relative.startswith(os.pardir) else relative
-
-
-def dump_json(traced: list) -> str:
-    """The findings with their statuses, in ``dllint check --format json``'s schema."""
-    return json.dumps([t.to_json() for t in traced], indent=2) + "\n"

@@ -148,13 +148,37 @@ def _shape(shape):
     return None if shape is None else tuple(int(size) for size in shape)
 
 
-class Recorder(TorchFunctionMode):
-    """Records into ``trace``; calls ``on_backward`` after each ``backward()``."""
+class Watcher:
+    """What the runtime checks (DL601-DL603) hear from the recorder; every method is
+    optional work on top of the shape recording, and must never raise."""
 
-    def __init__(self, trace: Trace, on_backward: Callable[[], None] | None = None) -> None:
+    def after_op(self, recorder: Recorder, func, args, kwargs, result) -> None:
+        """Any torch call's result (``recorder.caller`` finds the user's line)."""
+
+    def before_backward(self, recorder: Recorder, args, kwargs) -> None:
+        """``backward()`` is about to run on ``args[0]``."""
+
+    def after_backward(self) -> None:
+        """``backward()`` returned."""
+
+    def after_loss(self, op: str, args, kwargs) -> None:
+        """An elementwise loss (``mse_loss``...) returned."""
+
+
+class Recorder(TorchFunctionMode):
+    """Records into ``trace``; calls ``on_backward`` after each ``backward()``, and tells
+    ``watcher`` (the runtime checks) about every call when there is one."""
+
+    def __init__(
+        self,
+        trace: Trace,
+        on_backward: Callable[[], None] | None = None,
+        watcher: Watcher | None = None,
+    ) -> None:
         super().__init__()
         self.trace = trace
         self.on_backward = on_backward
+        self.watcher = watcher
         self._kinds: dict[Callable, tuple[str, str] | None] = {}
         self._users: dict[str, bool] = {}
         self._places: dict[tuple, Place] = {}
@@ -170,30 +194,48 @@ class Recorder(TorchFunctionMode):
             kind = None
         if kind is None:
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
             except Exception as exc:
                 self._failed(exc, getattr(func, "__name__", "call"), args, kwargs)
                 raise
+            if self.watcher is not None:
+                self.watcher.after_op(self, func, args, kwargs, result)
+            return result
         if kind[0] == BACKWARD:
+            if self.watcher is not None:
+                self.watcher.before_backward(self, args, kwargs)
             result = func(*args, **kwargs)
             self.trace.backwards += 1
+            if self.watcher is not None:
+                self.watcher.after_backward()
             if self.on_backward is not None:
                 self.on_backward()
             return result
         frame = self._caller(sys._getframe(1), direct=kind[0] != LOSS)
         if frame is None:
-            return func(*args, **kwargs)
-        operands = _operands(kind[0], args, kwargs)
-        place = self._place(frame)
-        try:
             result = func(*args, **kwargs)
-        except Exception as exc:
-            self.trace.add(kind[0], kind[1], place, operands, None)
-            self._note_failure(exc, Event(kind[0], kind[1], place, _plain(operands), None))
-            raise
-        shape = result.shape if isinstance(result, torch.Tensor) else None
-        self.trace.add(kind[0], kind[1], place, operands, shape)
+        else:
+            operands = _operands(kind[0], args, kwargs)
+            place = self._place(frame)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                self.trace.add(kind[0], kind[1], place, operands, None)
+                self._note_failure(exc, Event(kind[0], kind[1], place, _plain(operands), None))
+                raise
+            shape = result.shape if isinstance(result, torch.Tensor) else None
+            self.trace.add(kind[0], kind[1], place, operands, shape)
+        if self.watcher is not None:
+            self.watcher.after_op(self, func, args, kwargs, result)
+            if kind[0] == LOSS:
+                self.watcher.after_loss(kind[1], args, kwargs)
         return result
+
+    def user_place(self) -> Place | None:
+        """The user's line that made the current call (the innermost frame outside
+        torch, dllint and installed packages), or None when there is none."""
+        frame = self._caller(sys._getframe(1), direct=False)
+        return None if frame is None else self._place(frame)
 
     # -- where in the user's code ------------------------------------------------------
     def _user(self, filename: str) -> bool:
@@ -273,6 +315,26 @@ def _place_of(code, lasti: int, lineno: int | None, cache: dict) -> Place:
         if line is not None:
             return Place(path, line)
     return Place(path, lineno or code.co_firstlineno)
+
+
+_USER_FILES: dict[str, bool] = {}
+_POSITIONS: dict = {}
+
+
+def user_place(skip: Callable[[object], bool] | None = None) -> Place | None:
+    """The innermost user's line on the stack (outside torch, dllint and installed
+    packages), passing over frames for which ``skip(frame)`` is true. For hooks that run
+    without the recorder: a module's construction, an optimizer step."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        user = _USER_FILES.get(filename)
+        if user is None:
+            user = _USER_FILES[filename] = is_user_file(filename)
+        if user and (skip is None or not skip(frame)):
+            return _place_of(frame.f_code, frame.f_lasti, frame.f_lineno, _POSITIONS)
+        frame = frame.f_back
+    return None
 
 
 @contextmanager

@@ -9,7 +9,10 @@ tracer changes, only for the duration of the run and only in this process:
   catch it); a script that builds no optimizer stops after ``steps`` ``backward()``s;
 - ``DataLoader.__init__``, to note the batch size (and, with ``funny_batch``, to make it
   a prime, 7, so that the batch axis cannot be mistaken for another of the same size);
-- ``sys.stdout`` points at stderr, so the script's prints never mix with the report.
+- ``sys.stdout`` points at stderr, so the script's prints never mix with the report;
+- ``torch.compile`` returns callables that run with the recorder set aside (see
+  ``dllint.runtime.compiled``), and the runtime checks (``dllint.runtime.checks``) put
+  in their own hooks.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.data import DataLoader
 
+from dllint.runtime.checks import RuntimeChecks
 from dllint.runtime.events import Event
 from dllint.runtime.recorder import Recorder, Trace, is_user_file
 
@@ -55,6 +59,12 @@ class RunResult:
     user_frames: list[traceback.FrameSummary] = field(default_factory=list)
     loader_batch_sizes: list[int] = field(default_factory=list)  # as the script asked
     funny_batch: bool = False
+    checks: RuntimeChecks | None = None
+
+    @property
+    def compiled_calls(self) -> int:
+        """Calls into code under ``torch.compile`` (which ran unrecorded)."""
+        return self.checks.regions.calls if self.checks is not None else 0
 
     @property
     def failing_events(self) -> list[Event]:
@@ -92,15 +102,22 @@ def _caused(exception: BaseException | None, failure) -> bool:
 class _Limits:
     """Counts steps and stops the run when the limit is reached."""
 
-    def __init__(self, trace: Trace, steps: int) -> None:
+    def __init__(self, trace: Trace, steps: int, checks: RuntimeChecks | None = None) -> None:
         self.trace = trace
         self.limit = steps
         self.steps = 0
         self.optimizers = 0
+        self.checks = checks
+
+    def new_optimizer(self, optimizer) -> None:
+        self.optimizers += 1
+        if self.checks is not None:
+            self.checks.note_optimizer(optimizer)
 
     def after_step(self, optimizer, args, kwargs) -> None:
         self.steps += 1
-        if self.steps >= self.limit:
+        overfit = self.checks.overfit if self.checks is not None else None
+        if self.steps >= self.limit or (overfit is not None and overfit.reached):
             raise _Stop
 
     def after_backward(self) -> None:
@@ -115,8 +132,9 @@ def _optimizer_hooks(limits: _Limits) -> Iterator[None]:
 
     @functools.wraps(original)
     def counting_init(self, *args, **kwargs):
-        limits.optimizers += 1
-        return original(self, *args, **kwargs)
+        result = original(self, *args, **kwargs)
+        limits.new_optimizer(self)
+        return result
 
     torch.optim.Optimizer.__init__ = counting_init
     try:
@@ -174,20 +192,32 @@ def _as_main(script: str, argv: Sequence[str]) -> Iterator[None]:
 
 
 def run_script(
-    script: str, argv: Sequence[str] = (), steps: int = 1, funny_batch: bool = False
+    script: str,
+    argv: Sequence[str] = (),
+    steps: int = 1,
+    funny_batch: bool = False,
+    checks: RuntimeChecks | None = None,
 ) -> RunResult:
-    """Run ``script`` as ``__main__`` under the recorder until ``steps`` optimizer steps."""
+    """Run ``script`` as ``__main__`` under the recorder until ``steps`` optimizer steps.
+
+    ``checks`` are the runtime checks (DL601-DL603) to run along; without them only the
+    shapes are recorded (compiled code still runs with the recorder set aside)."""
     script = os.path.abspath(script)
     trace = Trace()
-    limits = _Limits(trace, max(1, steps))
-    result = RunResult(script, trace, FINISHED, funny_batch=funny_batch)
+    checks = checks or RuntimeChecks(nonfinite=False, gradients=False)
+    limits = _Limits(trace, max(1, steps), checks)
+    result = RunResult(script, trace, FINISHED, funny_batch=funny_batch, checks=checks)
+    watching = checks.nonfinite or checks.gradients or checks.overfit
+    recorder = Recorder(trace, limits.after_backward, checks if watching else None)
+    checks.regions.modes = [recorder]
     start = time.perf_counter()
     try:
         with (
             _as_main(script, argv),
+            checks.installed(max(1, steps)),
             _optimizer_hooks(limits),
             _loader_batches(result.loader_batch_sizes, funny_batch),
-            Recorder(trace, limits.after_backward),
+            recorder,
         ):
             runpy.run_path(script, run_name="__main__")
     except _Stop:

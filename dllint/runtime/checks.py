@@ -1,0 +1,153 @@
+"""The runtime checks of ``dllint trace`` (DL601-DL603) behind one ``Watcher``.
+
+``RuntimeChecks.installed`` puts in place, for the length of the run, what they need:
+the module bookkeeping (``nn.Module.__init__``), an optimizer pre-step and post-step
+hook, the ``torch.compile`` wrapper that runs compiled code with the recorder set
+aside, and with ``--overfit-batch`` the repeating DataLoaders. The loss passed to each
+``backward()`` is read once (one host sync per step); everything else stays on the
+device until a step goes wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from dllint.runtime.compiled import CompiledRegions, untraced_compile
+from dllint.runtime.findings import RuntimeFinding
+from dllint.runtime.gradients import Gradients
+from dllint.runtime.modules import Modules
+from dllint.runtime.nonfinite import NonFinite, learning_rates
+from dllint.runtime.overfit import Overfit
+from dllint.runtime.recorder import Watcher
+
+GROWTH = 100.0  # a loss that grew this much before going non-finite points at the lr
+
+
+class RuntimeChecks(Watcher):
+    """DL601 and DL602 (on by default) and DL603 (with an ``Overfit``)."""
+
+    def __init__(
+        self,
+        display: Callable[[str], str] = lambda path: path,
+        nonfinite: bool = True,
+        gradients: bool = True,
+        overfit: Overfit | None = None,
+    ) -> None:
+        self.display = display
+        self.modules = Modules()
+        self.nonfinite = NonFinite(self.modules, display) if nonfinite else None
+        self.gradients = Gradients(self.modules) if gradients else None
+        self.overfit = overfit
+        self.regions = CompiledRegions()
+        self.losses: list[float] = []
+        self._optimizers: list[weakref.ref] = []
+
+    # -- the Watcher -------------------------------------------------------------------
+    def after_op(self, recorder, func, args, kwargs, result) -> None:
+        check = self.nonfinite
+        if check is not None and check.active and check.found is None:
+            check.after_op(recorder, func, args, kwargs, result)
+
+    def before_backward(self, recorder, args, kwargs) -> None:
+        tensor = args[0] if args else kwargs.get("tensors", kwargs.get("self"))
+        value = _value(tensor)
+        if value is not None:
+            self.losses.append(value)
+        wants_place = self.overfit is not None or (
+            value is not None and not math.isfinite(value) and self.nonfinite is not None
+        )
+        place = recorder.user_place() if wants_place else None
+        if self.overfit is not None:
+            self.overfit.on_loss(value, place)
+        if self.nonfinite is not None:
+            if value is not None and not math.isfinite(value):
+                self.nonfinite.loss_was_not_finite(value, place, self.growth())
+            else:
+                self.nonfinite.forget()
+
+    def after_backward(self) -> None:
+        if self.gradients is not None:
+            self.gradients.after_backward()
+
+    def after_loss(self, op, args, kwargs) -> None:
+        if self.overfit is not None:
+            try:
+                self.overfit.after_loss(op, args, kwargs)
+            except Exception:
+                pass
+
+    # -- optimizers --------------------------------------------------------------------
+    def note_optimizer(self, optimizer) -> None:
+        self._optimizers.append(weakref.ref(optimizer))
+        if self.gradients is not None:
+            self.gradients.note_optimizer(optimizer)
+
+    def optimizers(self) -> list:
+        return [opt for opt in (ref() for ref in self._optimizers) if opt is not None]
+
+    def after_step(self, optimizer, args, kwargs) -> None:
+        if self.nonfinite is not None:
+            self.nonfinite.after_step(optimizer, self.modules.names, self.curve_text(optimizer))
+
+    # -- what the messages say about the steps seen ------------------------------------
+    def growth(self) -> str:
+        """The loss's growth before it went non-finite, with the learning rate, when it
+        grew enough to suspect the learning rate; empty otherwise."""
+        finite = [value for value in self.losses if math.isfinite(value)]
+        if len(finite) < 2 or finite[0] <= 0 or finite[-1] < GROWTH * finite[0]:
+            return ""
+        rates = "; ".join(learning_rates(opt) for opt in self.optimizers()[:2])
+        return (
+            f"; before that the loss grew from {finite[0]:.4g} to {finite[-1]:.4g} over "
+            f"{len(finite)} steps{' with ' + rates if rates else ''}: a learning rate too "
+            "large is the usual cause"
+        )
+
+    def curve_text(self, optimizer=None) -> str:
+        finite = [value for value in self.losses if math.isfinite(value)]
+        if not finite:
+            return ""
+        shown = finite if len(finite) <= 6 else finite[:3] + finite[-3:]
+        values = " -> ".join(f"{value:.4g}" for value in shown)
+        if len(finite) > 6:
+            values = values.replace(f"{shown[2]:.4g} -> ", f"{shown[2]:.4g} -> ... -> ", 1)
+        return f"; the loss over the {len(finite)} steps seen: {values}"
+
+    # -- the run -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def installed(self, steps: int) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.modules.watching())
+            stack.enter_context(untraced_compile(self.regions))
+            if self.gradients is not None:
+                stack.enter_context(self.gradients.hooks())
+            handle = register_optimizer_step_post_hook(self.after_step)
+            stack.callback(handle.remove)
+            if self.overfit is not None:
+                stack.enter_context(self.overfit.repeating(steps))
+            yield
+
+    def findings(self) -> list[RuntimeFinding]:
+        found = []
+        if self.nonfinite is not None and self.nonfinite.found is not None:
+            found.append(self.nonfinite.found)
+        if self.gradients is not None:
+            found.extend(self.gradients.findings(self.display))
+        return found
+
+
+def _value(tensor) -> float | None:
+    """The loss as a number (its sum when it is not a scalar): one host sync."""
+    if not isinstance(tensor, torch.Tensor) or not tensor.numel():
+        return None
+    try:
+        with torch.no_grad():
+            return float(tensor.detach().float().sum())
+    except Exception:
+        return None
