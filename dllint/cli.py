@@ -25,6 +25,7 @@ from dllint.config import (
 from dllint.engine import ENGINE_CODES, ENGINE_OFF_BY_DEFAULT, check_paths
 from dllint.parallel import default_jobs
 from dllint.report import FORMATTERS
+from dllint.report.text import fix_note
 from dllint.report.statistics import format_statistics
 from dllint.report.summary import fix_lines, fixed_listing, summary_line
 
@@ -96,6 +97,11 @@ def _add_check(commands) -> None:
     )
     fixing.add_argument(
         "--diff", action="store_true", help="print the fixes as a unified diff; write nothing"
+    )
+    fixing.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        help="with --fix or --diff, the unsafe fixes too (review them: they may change behaviour)",
     )
     fixing.add_argument(
         "--add-noqa", action="store_true", help="add `# noqa: CODE` to each finding's line"
@@ -389,15 +395,15 @@ def _check(args: argparse.Namespace) -> int:
             )
         return EXIT_CLEAN
     if args.fix or args.diff:
-        outcomes = _fix(findings)
+        outcomes = _fix(findings, args.unsafe_fixes)
         fixed = sum(outcome.applied for outcome in outcomes)
         if args.diff:
             verb = "would fix" if fixed else "nothing to fix"
             _say(args, _fix_summary(verb, fixed, outcomes))
             diff = "".join(outcome.diff() for outcome in outcomes)
             return _emit(args, diff, EXIT_FINDINGS if diff else EXIT_CLEAN)
-        for outcome in outcomes:
-            outcome.write()
+        outcomes = _write_fixes(args, outcomes)  # an unwritable file is reported, not fatal
+        fixed = sum(outcome.applied for outcome in outcomes)
         before = findings
         if fixed:
             findings, tracebacks = _check_all(args, catalog, known, default, overrides)
@@ -413,7 +419,7 @@ def _report(args: argparse.Namespace, findings: list, tracebacks: list) -> int:
     if args.verbose:
         for text in tracebacks:
             sys.stderr.write(text)
-    if any(f.code == "DL002" for f in findings):
+    if any(f.code == "DL002" for f in findings) or getattr(args, "unwritable", False):
         code = EXIT_ERROR
     elif findings and not args.exit_zero:
         code = EXIT_FINDINGS
@@ -428,7 +434,7 @@ def _report(args: argparse.Namespace, findings: list, tracebacks: list) -> int:
         if args.show_fixes and not args.fix and not args.statistics:
             output += fix_lines(findings)
         if fixable and not (args.fix or args.diff or args.quiet):
-            output += f"[*] {fixable} fixable with `dllint check --fix`\n"
+            output += fix_note(findings, args.unsafe_fixes)
     code = _emit(args, output, code)
     if args.format == "text":
         _say(args, summary_line(findings))
@@ -504,7 +510,7 @@ def _check_all(args, catalog, known, default, overrides):
     return findings, tracebacks
 
 
-def _fix(findings) -> list:
+def _fix(findings, unsafe: bool = False) -> list:
     """Fix the files whose findings offer fixes, with only those findings' rules (so
     the configuration, per-file-ignores and ``# noqa`` that kept a finding out of the
     report keep its fix out of the file too)."""
@@ -513,15 +519,34 @@ def _fix(findings) -> list:
 
     codes_by_path: dict[str, set[str]] = {}
     for finding in findings:
-        if finding.fix:
+        if finding.fixable(unsafe):
             codes_by_path.setdefault(finding.path, set()).add(finding.code)
     outcomes = []
     for path, codes in sorted(codes_by_path.items()):
         rules = [rule for rule in map(rule_by_code, sorted(codes)) if rule is not None]
-        outcome = fix_file(path, rules)
+        outcome = fix_file(path, rules, unsafe)
         if outcome is not None and outcome.changed:
             outcomes.append(outcome)
     return outcomes
+
+
+def _write_fixes(args: argparse.Namespace, outcomes: list) -> list:
+    """Write each fixed file; one that cannot be written is reported (and the exit
+    code becomes 2) while the others are still written. The outcomes written."""
+    written = []
+    for outcome in outcomes:
+        try:
+            outcome.write()
+        except OSError as exc:
+            args.unwritable = True
+            print(
+                f"dllint: error: {outcome.path}: cannot write the fixed file "
+                f"({exc.strerror or exc}); it was left as it was",
+                file=sys.stderr,
+            )
+        else:
+            written.append(outcome)
+    return written
 
 
 def _fix_summary(verb: str, fixed: int, outcomes: list) -> str:

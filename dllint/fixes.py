@@ -5,7 +5,13 @@ A rule offers a fix only where the meaning is certain. The fix replaces CST node
 one file are applied in a single transform. Two fixes that touch overlapping code
 cannot both apply: the later one waits for the next run (``--fix`` loops until
 nothing changes). The file is written back with its own encoding, BOM and line
-endings.
+endings, through a temporary file renamed over it.
+
+Fixes are *safe* (``--fix`` applies them: the result is certainly what the author
+meant) or *unsafe* (shown; applied only with ``--unsafe-fixes``), as in ruff. A rule
+says which; ``demote_unsafe`` then applies the safe ones and checks the result
+again: a fix after which the file reports a finding it did not report before is
+never safe, whatever the rule said.
 """
 
 from __future__ import annotations
@@ -13,12 +19,18 @@ from __future__ import annotations
 import codecs
 import difflib
 import io
+import os
+import stat
+import tempfile
+import threading
 import tokenize
 from dataclasses import dataclass
 
 import libcst as cst
 
 from dllint.analysis.tree import TreeIndex
+
+SAFE, UNSAFE = "safe", "unsafe"
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,11 @@ class Fix:
     description: str
     edits: tuple[tuple[cst.CSTNode, cst.CSTNode | cst.RemovalSentinel], ...]
     module: cst.Module | None = None  # the parse the edited nodes belong to
+    safe: bool = True  # False: applied only with ``--unsafe-fixes``
+
+    @property
+    def safety(self) -> str:
+        return SAFE if self.safe else UNSAFE
 
 
 class _Replace(cst.CSTTransformer):
@@ -105,33 +122,126 @@ def unified_diff(path: str, before: str, after: str) -> str:
 MAX_PASSES = 5
 
 
-def fix_text(text: str, path: str, rules) -> tuple[str, int]:
-    """Apply every available fix, re-checking until none applies (at most a few passes).
+def applicable(finding, unsafe: bool = False) -> bool:
+    """The finding carries a fix that this run applies (safe ones; unsafe ones too
+    with ``unsafe``)."""
+    edit = finding.edit
+    return edit is not None and (unsafe or edit.safe)
 
-    Returns the fixed text and the number of fixes applied. Fixes that would leave
-    code that does not parse are dropped.
+
+def fix_text(text: str, path: str, rules, unsafe: bool = False) -> tuple[str, int]:
+    """Apply every applicable fix, re-checking until none applies (a few passes at most).
+
+    Returns the fixed text and the number of fixes applied. A pass whose result does
+    not parse, or (safe fixes only) reports a finding the text before it did not, is
+    dropped and the fixing stops there.
     """
     from dllint.engine import check_text
     from dllint.source import ParseFailure, parse
 
     total = 0
+    findings = check_text(text, path, rules, exact=True)
     for _ in range(MAX_PASSES):
-        findings = [f for f in check_text(text, path, rules, exact=True) if f.edit is not None]
-        if not findings:
+        chosen = [f for f in findings if applicable(f, unsafe)]
+        if not chosen:
             break
         try:
-            module = _module_of(findings)
+            module = _module_of(chosen)
         except LookupError:
             break
-        fixed, applied = apply(module, [f.edit for f in findings])
+        fixed, applied = apply(module, [f.edit for f in chosen])
         if not applied or fixed == text:
             break
         try:
             parse(fixed)
         except ParseFailure:
             break
-        text, total = fixed, total + applied
+        after = check_text(fixed, path, rules, exact=True)
+        if not unsafe and new_codes(findings, after):
+            break
+        text, findings, total = fixed, after, total + applied
     return text, total
+
+
+def new_codes(before, after) -> set[str]:
+    """Codes reported more often after a change than before it (lines move, so
+    findings are counted per code)."""
+    from collections import Counter
+
+    grown = Counter(f.code for f in after)
+    grown.subtract(Counter(f.code for f in before))
+    return {code for code, count in grown.items() if count > 0}
+
+
+# -- which fixes are safe ---------------------------------------------------------------
+
+_verifying = threading.local()
+
+
+def demote_unsafe(text: str, path: str, findings: list, rules=()) -> list:
+    """``findings`` (of ``rules`` on ``text``) with every safe fix that would add a
+    finding marked unsafe.
+
+    The safe fixes are applied together and the result checked again with ``rules``
+    and the default rules the original text gave no occasion to run (a fix can
+    create what they look for); only when that adds a finding is each fix tried
+    alone, and those that add one (or all, when none alone does or there are too
+    many to try) are demoted. Costs one extra check of a file that has safe fixes.
+    """
+    candidates = [f for f in findings if applicable(f)]
+    if not candidates or getattr(_verifying, "active", False):
+        return findings
+    _verifying.active = True
+    try:
+        bad = _unsafe_among(text, path, findings, candidates, rules)
+    finally:
+        _verifying.active = False
+    if not bad:
+        return findings
+    return [_demoted(f) if id(f) in bad else f for f in findings]
+
+
+MAX_SINGLE_TRIES = 16
+
+
+def _unsafe_among(text: str, path: str, before: list, candidates: list, rules) -> set[int]:
+    from dllint.engine import check_text
+    from dllint.registry import rule_by_code, select_rules
+
+    everyone = {id(f) for f in candidates}
+    try:
+        module = _module_of(candidates)
+    except LookupError:
+        return everyone
+    original = module.code  # generated once: codegen walks the whole module
+    again = {rule.code: rule for rule in rules}
+    for rule in select_rules():
+        if rule.code not in again and not rule.applies_to(original):
+            again[rule.code] = rule  # found nothing before: it could not fire
+    for finding in candidates:
+        rule = rule_by_code(finding.code)
+        if rule is not None:
+            again.setdefault(rule.code, rule)
+    checked = list(again.values())
+
+    def adds_findings(chosen: list) -> bool:
+        fixed, applied = apply(module, [f.edit for f in chosen])
+        if not applied or fixed == original:
+            return True  # a fix that changes nothing is no fix
+        return bool(new_codes(before, check_text(fixed, path, checked)))
+
+    if not adds_findings(candidates):
+        return set()
+    if len(candidates) == 1 or len(candidates) > MAX_SINGLE_TRIES:
+        return everyone
+    return {id(f) for f in candidates if adds_findings([f])} or everyone
+
+
+def _demoted(finding):
+    from dataclasses import replace
+
+    edit = replace(finding.edit, safe=False)
+    return replace(finding, edit=edit, fix_safety=UNSAFE)
 
 
 def _module_of(findings) -> cst.Module:
@@ -161,12 +271,39 @@ class FileFix:
         return unified_diff(self.path, self.before, self.after)
 
     def write(self) -> None:
-        """Write the fixed text back with the file's own encoding, BOM and newlines."""
-        with open(self.path, "wb") as handle:
-            handle.write(self.style.encode(self.after))
+        """Write the fixed text back with the file's own encoding, BOM and newlines
+        (raises OSError; the file then keeps its old content)."""
+        write_atomically(self.path, self.style.encode(self.after))
 
 
-def fix_file(path: str, rules) -> FileFix | None:
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace the file's content with ``data`` all at once: a temporary file beside
+    it, flushed to disk, given the file's mode bits and renamed over it. A full disk
+    or a crash leaves the old file whole. A symlink is followed (its target is
+    rewritten, the link stays) and a file its user may not write is refused, as
+    ``open(path, "w")`` would."""
+    target = os.path.realpath(path)
+    if not os.access(target, os.W_OK):
+        raise PermissionError(13, "Permission denied", path)
+    mode = stat.S_IMODE(os.stat(target).st_mode)
+    folder, name = os.path.split(target)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".dllint", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def fix_file(path: str, rules, unsafe: bool = False) -> FileFix | None:
     """Fix one Python file with ``rules`` (classes); None when it cannot be read or
     decoded (the check has reported that already). Notebooks are not rewritten."""
     from dllint.source import ParseFailure, decode
@@ -179,5 +316,5 @@ def fix_file(path: str, rules) -> FileFix | None:
         before = decode(data)
     except (OSError, ParseFailure):
         return None
-    after, applied = fix_text(before, path, rules)
+    after, applied = fix_text(before, path, rules, unsafe)
     return FileFix(path, before, after, applied, SourceStyle.of(data))

@@ -18,8 +18,10 @@ from dllint.rule import Rule
 LIST_METHODS = frozenset(
     {"append", "extend", "clear", "pop", "insert", "copy", "reverse", "sort", "remove"}
 )
-# Uses of a list that work the same with Python floats as with 0-dim CPU tensors.
-FLOAT_SAFE_FUNCTIONS = frozenset({"len", "sum", "print", "min", "max", "str", "repr"})
+# Calls whose result is the same text or Python number for a float as for a 0-dim tensor.
+NUMBER_SINKS = frozenset({"print", "str", "repr", "float", "int", "round", "format"})
+# Reductions of a list that give a float for floats but a tensor for tensors.
+LIST_REDUCTIONS = frozenset({"sum", "min", "max"})
 MAX_EXPAND = 40
 
 
@@ -160,10 +162,14 @@ class LossKeptWithGraph(Rule):
         if root is None:
             return True  # cannot tell: stay quiet
         graph = graph_of(facts)
-        pending: list[cst.CSTNode] = []
-        for call in facts.training.backward_calls:
-            if tree.scope_of(call) is scope or scope is tree.module:
-                pending.append(graph.backward_tensor(call) or call)
+        pending: list[cst.CSTNode] = [
+            graph.backward_tensor(call) or call
+            for call in (
+                facts.training.backward_calls
+                if scope is tree.module
+                else self._backward_calls_by_scope().get(scope, ())
+            )
+        ]
         seen: set[str] = set()
         expanded = 0
         while pending and expanded < MAX_EXPAND:
@@ -182,6 +188,18 @@ class LossKeptWithGraph(Rule):
                             pending.append(binding.value)
         return False
 
+    def _backward_calls_by_scope(self) -> dict:
+        """Scope -> the ``backward()`` calls directly in it (grouped once, not per
+        candidate)."""
+        if self._by_scope is None:
+            tree = self.facts.tree
+            self._by_scope = {}
+            for call in self.facts.training.backward_calls:
+                self._by_scope.setdefault(tree.scope_of(call), []).append(call)
+        return self._by_scope
+
+    _by_scope: dict | None = None
+
     # -- message and fix -------------------------------------------------------------------
     def message(self, accumulator, value, form) -> str:
         code = self.facts.module.code_for_node
@@ -189,9 +207,10 @@ class LossKeptWithGraph(Rule):
         what = f"`{acc}` collects `{val}`" if form == "append" else f"`{acc}` adds up `{val}`"
         detach = f"{val}.item()" if isinstance(value, (cst.Name, cst.Call)) else f"({val}).item()"
         return (
-            f"{what} with its autograd graph every iteration, so the graphs of all "
-            f"iterations stay in memory until it runs out; accumulate `{detach}` "
-            f"(or `.detach()`) instead."
+            f"{what} with its autograd graph every iteration, so every iteration's graph "
+            f"(the activations saved for its backward pass) stays in memory as long as "
+            f"`{_root_text(accumulator, code) or acc}` lives, and memory grows each step; "
+            f"accumulate `{detach}` (or `.detach()`) instead."
         )
 
     def _fix(self, statement, accumulator, value, form, backwarded) -> Fix | None:
@@ -228,35 +247,132 @@ class LossKeptWithGraph(Rule):
         return False
 
     def _used_as_tensor(self, accumulator, form) -> bool:
-        """Anything in the module might need the accumulated values to be tensors."""
-        facts = self.facts
+        """Some read of the accumulator might need tensors: ``.item()`` is offered only
+        when every read is certainly numeric (printed, formatted, compared, ``len``,
+        ``sum`` or ``float`` of it, through arithmetic); anything else (returned,
+        stored, ``.item()``-ed, ``max(...)``-ed into a tensor) keeps ``.detach()``.
+
+        A local name's reads are looked for in its outermost function only; globals and
+        attributes (``self.total``) in the whole module. Answers are remembered per
+        name and function, so a module of many training functions stays linear."""
         text = dotted(accumulator)
         if text is None:
             return True
-        tree = facts.tree
-        for node in tree.nodes(cst.Name, cst.Attribute):
-            if dotted(node) != text:
-                continue
-            parent = tree.parent.get(node)
+        reads = self._reads()
+        everywhere = reads.get(text, {})
+        root = _outermost_function(accumulator, self.facts.tree)
+        if isinstance(accumulator, cst.Name) and root is not None and None not in everywhere:
+            key, nodes = (text, id(root), form), everywhere.get(root, [])
+        else:  # a global, an attribute: any function may read it
+            key = (text, None, form)
+            nodes = [node for group in everywhere.values() for node in group]
+        if key not in self._answers:
+            tree = self.facts.tree
+            self._answers[key] = any(not self._numeric_use(n, form, tree) for n in nodes)
+        return self._answers[key]
+
+    def _reads(self) -> dict[str, dict]:
+        """Dotted text -> outermost function (None: module level, or named by a
+        ``global``/``nonlocal``) -> its name and attribute nodes; built once."""
+        if self._read_index is None:
+            tree = self.facts.tree
+            index: dict[str, dict] = {}
+            for node in tree.nodes(cst.Name, cst.Attribute):
+                text = dotted(node)
+                if text is None:
+                    continue
+                root = _outermost_function(node, tree)
+                if isinstance(tree.parent.get(node), cst.NameItem):
+                    root = None  # ``global total``: the name is shared
+                index.setdefault(text, {}).setdefault(root, []).append(node)
+            self._read_index = index
+            self._answers = {}
+        return self._read_index
+
+    _read_index: dict[str, dict] | None = None
+    _answers: dict[tuple, bool]
+
+    def _numeric_use(self, node: cst.CSTNode, form: str, tree) -> bool:
+        """This occurrence of the accumulator is a write, or a read whose value ends up
+        printed, formatted, compared or turned into a Python number."""
+        parent = tree.parent.get(node)
+        if _written(node, parent, tree):
+            return True
+        if form == "append":  # the list itself: its own methods, len(), sum()...
             if isinstance(parent, cst.Attribute) and parent.value is node:
-                if form != "append" or parent.attr.value not in LIST_METHODS:
-                    return True
-            if form == "append":
-                if isinstance(parent, cst.Subscript) and parent.value is node:
-                    return True
-                if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
-                    return True
+                method = parent.attr.value
+                return method in LIST_METHODS and method not in ("pop", "copy")
+            if not isinstance(parent, cst.Arg):
+                return False
+            call = tree.parent.get(parent)
+            if not isinstance(call, cst.Call) or call.args[0] is not parent:
+                return False
+            qualname = self.facts.qualname(call.func) or ""
+            if qualname.startswith(("numpy.", "statistics.", "math.")):
+                return True  # a numpy or Python number either way
+            name = call.func.value if isinstance(call.func, cst.Name) else None
+            if name in NUMBER_SINKS or name == "len":
+                return True
+            if name not in LIST_REDUCTIONS:
+                return False
+            node = call  # sum(losses), max(losses): a number only where used as one
+        return self._ends_as_number(node, tree)
+
+    def _ends_as_number(self, node: cst.CSTNode, tree) -> bool:
+        """Through arithmetic, ``node``'s value is printed, formatted, compared or
+        converted, and nothing else."""
+        while True:
+            parent = tree.parent.get(node)
+            if isinstance(parent, (cst.BinaryOperation, cst.UnaryOperation)):
+                if isinstance(parent, cst.BinaryOperation) and isinstance(
+                    parent.operator, cst.Modulo
+                ):
+                    return isinstance(parent.left, (cst.SimpleString, cst.ConcatenatedString))
+                node = parent
+                continue
+            if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
+                return True
+            if isinstance(parent, cst.FormattedStringExpression):
+                return True
             if isinstance(parent, cst.Arg):
                 call = tree.parent.get(parent)
-                if isinstance(call, cst.Call):
-                    qualname = facts.qualname(call.func) or ""
-                    if qualname.startswith("torch."):
-                        return True
-                    if form == "append" and not qualname.startswith(("numpy.", "statistics.")):
-                        name = call.func.value if isinstance(call.func, cst.Name) else None
-                        if name not in FLOAT_SAFE_FUNCTIONS:
-                            return True
-        return False
+                if not isinstance(call, cst.Call):
+                    return False
+                func = call.func
+                if isinstance(func, cst.Name) and func.value in NUMBER_SINKS:
+                    return True
+                return (
+                    isinstance(func, cst.Attribute)
+                    and func.attr.value == "format"
+                    and isinstance(func.value, (cst.SimpleString, cst.ConcatenatedString))
+                )
+            return False
+
+
+def _outermost_function(node: cst.CSTNode, tree) -> cst.CSTNode | None:
+    outermost = None
+    for ancestor in tree.ancestors(node):
+        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+            outermost = ancestor
+    return outermost
+
+
+def _written(node: cst.CSTNode, parent, tree) -> bool:
+    """``node`` is no read of the accumulator: it is assigned, deleted or declared
+    here, or only spells the same name (an attribute's, a keyword's, a parameter's)."""
+    if isinstance(parent, cst.Attribute) and parent.attr is node:
+        return True
+    if isinstance(parent, cst.Arg) and parent.keyword is node:
+        return True
+    if isinstance(parent, (cst.Param, cst.FunctionDef, cst.ClassDef, cst.ImportAlias)):
+        return True
+    while isinstance(parent, (cst.Element, cst.Tuple, cst.List, cst.StarredElement)):
+        node, parent = parent, tree.parent.get(parent)
+    if isinstance(parent, (cst.AssignTarget, cst.Del, cst.NameItem)):
+        return True
+    if isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is node:
+        return True
+    return isinstance(parent, (cst.For, cst.CompFor)) and parent.target is node
 
 
 def _bound_to_loss(facts, name: cst.Name) -> bool:
