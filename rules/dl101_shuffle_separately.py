@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import libcst as cst
 
 from dllint.analysis.data import SKLEARN_SHUFFLE, Shuffle
+from dllint.analysis.test_suites import api_test_module
+from dllint.analysis.tree import call_name
 from dllint.finding import Finding
 from dllint.fixes import Fix
 from dllint.rule import Rule
@@ -21,6 +23,8 @@ class ShuffleSeparately(Rule):
     fixable = True  # two adjacent `X = shuffle(X)` / `y = shuffle(y)` statements
 
     def check(self) -> Iterator[Finding]:
+        if api_test_module(self.facts):
+            return  # a test of the package's own API, not training code
         data = self.facts.data
         shuffles = [s for s in data.shuffles if s.values]
         # A value shuffled together with its partner, or already matched with one,
@@ -34,7 +38,7 @@ class ShuffleSeparately(Rule):
                 if id(first) in matched or not self._apart(first, second):
                     continue
                 pair = data.partners(first, second)
-                if pair is None:
+                if pair is None or self._not_rows(first, pair):
                     continue
                 matched.update((id(first), id(second)))
                 if not data.same_order(first, second):
@@ -49,6 +53,33 @@ class ShuffleSeparately(Rule):
             and not (first.values & second.values)
             and not self._exclusive(first.call, second.call)
         )
+
+    def _not_rows(self, first: Shuffle, pair: tuple[str, str]) -> bool:
+        """The two values are not rows of one table: the code indexes one array with
+        them on different axes (``vals[ys, xs]``: random coordinates), or takes the
+        ``min``/``max`` of their lengths (``outs``/``ins`` of two graphs, paired at
+        random): features and labels have one length and are not coordinates."""
+        a, b = (name.split(".")[0] for name in pair)
+        tree = self.facts.tree
+        for node in tree.descendants(first.scope, cst.Subscript, cst.Call):
+            if isinstance(node, cst.Subscript):
+                axes = [_names_in(tree, element.slice) for element in node.slice]
+                if any(
+                    a in one and b in other for one in axes for other in axes if one is not other
+                ):
+                    return True
+            elif call_name(node) in ("min", "max"):
+                lengths = {
+                    arg.value.args[0].value.value
+                    for arg in node.args
+                    if isinstance(arg.value, cst.Call)
+                    and call_name(arg.value) == "len"
+                    and arg.value.args
+                    and isinstance(arg.value.args[0].value, cst.Name)
+                }
+                if {a, b} <= lengths:
+                    return True
+        return False
 
     def _exclusive(self, first: cst.CSTNode, second: cst.CSTNode) -> bool:
         """True when the two calls sit in different branches of one ``if``."""
@@ -154,3 +185,8 @@ class ShuffleSeparately(Rule):
             f"no longer line up and the model trains on mismatched pairs; shuffle them "
             f"together (`{x}, {y} = shuffle({x}, {y})`) or index both with one permutation"
         )
+
+
+def _names_in(tree, node: cst.CSTNode) -> set[str]:
+    """The plain names an index expression mentions (``ys`` in ``ys[:n]``)."""
+    return {name.value for name in tree.descendants(node, cst.Name)}

@@ -8,6 +8,7 @@ import libcst as cst
 
 from dllint.analysis.data import _words
 from dllint.analysis.splits import Fit, Split, _strip_values, splits_of
+from dllint.analysis.test_suites import api_test_module
 from dllint.analysis.transforms import eval_word
 from dllint.finding import Finding
 from dllint.rule import Rule
@@ -22,6 +23,8 @@ class FitBeforeSplit(Rule):
     needs = (("sklearn",), ("split", "fit"))
 
     def check(self) -> Iterator[Finding]:
+        if api_test_module(self.facts):
+            return  # a test of the package's own API, not training code
         splits = splits_of(self.facts)
         code = self.facts.module.code_for_node
         for fit in splits.fits:
