@@ -28,7 +28,7 @@ from dllint.editing import Linter, hover_text, is_unsafe, line_edit, with_noqa
 from dllint.finding import Finding
 from dllint.report.rules import docs_url
 
-DEBOUNCE_SECONDS = 0.03  # keystrokes closer than this are checked once
+DEBOUNCE_SECONDS = 0.05  # a change this soon after another waits for the typing to pause
 SOURCE = "dllint"
 FIX_ALL = f"{lsp.CodeActionKind.SourceFixAll.value}.dllint"
 SEVERITY = {
@@ -67,35 +67,56 @@ class DllintServer(LanguageServer):
         self.linter: Linter | None = None
         self.checked: dict[str, Checked] = {}  # by the URI of each shown document
         self.pending: dict[str, asyncio.Task] = {}
+        self.changed_at: dict[str, float] = {}  # when each document last changed
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.running: set[asyncio.Task] = set()  # the checks under way
         self.shown_error: str | None = None
 
     def lint(self) -> Linter:
         if self.linter is None:
+            import dllint.source
+            from dllint.incremental import StatementCache
+
+            dllint.source.STATEMENT_CACHE = StatementCache()  # edits re-parse what changed
             self.linter = Linter()
         return self.linter
 
     # scheduling -------------------------------------------------------------------
 
-    def schedule(self, uri: str, delay: float = 0.0) -> None:
-        """Check the document (a file or notebook URI) after ``delay`` seconds; a
-        newer request for it replaces one still waiting."""
+    def schedule(self, uri: str, debounce: bool = False) -> None:
+        """Check the document (a file or notebook URI); a newer request for it
+        replaces one still waiting. ``debounce`` (a change): at once after a pause
+        in typing, else once the typing pauses for ``DEBOUNCE_SECONDS``."""
+        delay = 0.0
+        if debounce:
+            now = asyncio.get_running_loop().time()
+            previous = self.changed_at.get(uri)
+            self.changed_at[uri] = now
+            if previous is not None and now - previous < DEBOUNCE_SECONDS:
+                delay = DEBOUNCE_SECONDS
         waiting = self.pending.get(uri)
-        if waiting is not None and not waiting.done():
-            waiting.cancel()
+        if waiting is not None and not waiting.done() and waiting not in self.running:
+            waiting.cancel()  # not started yet: this request supersedes it
         self.pending[uri] = asyncio.ensure_future(self._check_later(uri, delay))
 
     async def _check_later(self, uri: str, delay: float) -> None:
+        """One check at a time per document: a request made while one runs waits
+        for it (which then publishes nothing, being stale) and checks the newest text."""
         if delay:
             await asyncio.sleep(delay)
-        try:
-            if self.workspace.get_notebook_document(notebook_uri=uri) is not None:
-                await self._check_notebook(uri)
-            else:
-                await self._check_text(uri)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # one document's failure must not stop the server
-            log.exception("dllint: checking %s failed", uri)
+        lock = self.locks.setdefault(uri, asyncio.Lock())
+        async with lock:
+            task = asyncio.current_task()
+            self.running.add(task)
+            try:
+                if self.workspace.get_notebook_document(notebook_uri=uri) is not None:
+                    await self._check_notebook(uri)
+                else:
+                    await self._check_text(uri)
+            except Exception:  # one document's failure must not stop the server
+                log.exception("dllint: checking %s failed", uri)
+            finally:
+                self.running.discard(task)
 
     async def _check_text(self, uri: str) -> None:
         document = self.workspace.get_text_document(uri)
@@ -363,7 +384,7 @@ def build_server() -> DllintServer:
         uri = params.text_document.uri
         notebook = ls.workspace.get_notebook_document(cell_uri=uri)
         if notebook is None and uri in ls.checked:
-            ls.schedule(uri, DEBOUNCE_SECONDS)
+            ls.schedule(uri, debounce=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: DllintServer, params: lsp.DidSaveTextDocumentParams) -> None:
@@ -385,7 +406,7 @@ def build_server() -> DllintServer:
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
     def notebook_change(ls: DllintServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
-        ls.schedule(params.notebook_document.uri, DEBOUNCE_SECONDS)
+        ls.schedule(params.notebook_document.uri, debounce=True)
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
     def notebook_save(ls: DllintServer, params: lsp.DidSaveNotebookDocumentParams) -> None:

@@ -195,7 +195,17 @@ def parse_for_check(text: str, slim: bool = True) -> tuple[cst.Module, str]:
     python_error, tree = _python_check(text)  # raises for code nested too deeply
     if slim and tree is not None and text.count("\n") >= SLIM_FROM_LINES:
         text = _without_dead_constants(text, tree)
+    if slim and tree is not None and STATEMENT_CACHE is not None:
+        try:  # the same module, reusing the statements an editor did not change
+            return STATEMENT_CACHE.parse(text, tree), text
+        except Exception:  # a chunk libcst refuses: the whole parse says why
+            pass
     return _libcst_parse(text, python_error), text
+
+
+# ``dllint server`` keeps the parses of recent top-level statements here
+# (``dllint.incremental.StatementCache``); None: every check parses the whole text.
+STATEMENT_CACHE = None
 
 
 def _without_dead_constants(text: str, tree: ast.Module) -> str:

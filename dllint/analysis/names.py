@@ -54,6 +54,12 @@ class Names:
         self.tree = tree
         self.scopes: dict[Scope, ScopeBindings] = defaultdict(ScopeBindings)
         self._collect()
+        # Answers by (name, use): the bindings are complete once collected, and the
+        # rules ask the same questions many times over (a 500-line script: 13k asks).
+        # Keyed by id(): a node's own hash is Python code, and the tree keeps every
+        # node alive as long as this object.
+        self._seen: dict[tuple[str, int], Binding | None] = {}
+        self._scope_of: dict[tuple[int, bool], Scope] = {}
 
     # -- collection -------------------------------------------------------------------
     def _add(self, name, kind, node, effective_node, value=None, path=(), qualname=None):
@@ -175,6 +181,14 @@ class Names:
         precedes the use (a global read inside a function), the latest module-level
         binding is taken.
         """
+        key = (name, id(use))
+        try:
+            return self._seen[key]
+        except KeyError:
+            found = self._seen[key] = self._resolve(name, use)
+            return found
+
+    def _resolve(self, name: str, use: cst.CSTNode) -> Binding | None:
         tree = self.tree
         at = tree.order[use]
         scope = self._enclosing_scope(use, skip_classes=False)
@@ -194,6 +208,13 @@ class Names:
             scope = self._enclosing_scope(scope, skip_classes=True)
 
     def _enclosing_scope(self, node, skip_classes: bool):
+        key = (id(node), skip_classes)
+        found = self._scope_of.get(key)
+        if found is None:
+            found = self._scope_of[key] = self._find_scope(node, skip_classes)
+        return found
+
+    def _find_scope(self, node, skip_classes: bool):
         for ancestor in self.tree.ancestors(node):
             if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
                 return ancestor
