@@ -247,6 +247,22 @@ class Containers:
         return None
 
     @cached_property
+    def _names(self) -> dict[str, list[cst.Name]]:
+        """Every name node by its text, in textual order."""
+        found: dict[str, list[cst.Name]] = defaultdict(list)
+        for node in self.tree.nodes(cst.Name):
+            found[node.value].append(node)
+        return found
+
+    @cached_property
+    def _attributes(self) -> dict[str, list[cst.Attribute]]:
+        """Every attribute node by its attribute name, in textual order."""
+        found: dict[str, list[cst.Attribute]] = defaultdict(list)
+        for node in self.tree.nodes(cst.Attribute):
+            found[node.attr.value].append(node)
+        return found
+
+    @cached_property
     def _index(self) -> dict[int, list[Position]]:
         index: dict[int, list[Position]] = defaultdict(list)
         for call in self.tree.nodes(cst.Call):
@@ -370,8 +386,8 @@ class Containers:
         """No statement outside the holder's scope changes the object's children."""
         if holder.self_name is None:
             name = holder.key
-            for node in self.tree.nodes(cst.Name):
-                if node.value != name or self.tree.scope_of(node) is holder.scope:
+            for node in self._names.get(name, ()):
+                if self.tree.scope_of(node) is holder.scope:
                     continue
                 if self._changes_object(node):
                     binding = self.names.binding_at(name, node)
@@ -379,8 +395,8 @@ class Containers:
                         return False
             return True
         attribute = holder.key.split(".", 1)[1]
-        for node in self.tree.nodes(cst.Attribute):
-            if node.attr.value != attribute or self.tree.scope_of(node) is holder.scope:
+        for node in self._attributes.get(attribute, ()):
+            if self.tree.scope_of(node) is holder.scope:
                 continue
             if self._changes_object(node):
                 return False
@@ -585,8 +601,8 @@ class Containers:
             kept = base.ordered[bounds[0] : bounds[1]]
             keys = base.keys[bounds[0] : bounds[1]] if base.keys is not None else None
             return in_order(kept, keys=keys)
-        if base.parts and not base.members:
-            return Elements((), None, None, parts=base.parts)
+        if base.parts and not base.members and not bounds[0] and (bounds[1] or 0) < 0:
+            return Elements((), None, None, parts=base.parts)  # the body, without the head
         return None
 
     # -- lists held by names ----------------------------------------------------------------
@@ -641,8 +657,8 @@ class Containers:
             return self._events[key]
         found: list[cst.CSTNode] = []
         if holder.self_name is None:
-            for node in self.tree.descendants(holder.scope, cst.Name):
-                if node.value != holder.key or self.tree.scope_of(node) is not holder.scope:
+            for node in self._names.get(holder.key, ()):
+                if self.tree.scope_of(node) is not holder.scope:
                     continue
                 parent = self.tree.parent.get(node)
                 if isinstance(parent, cst.Attribute) and parent.attr is node:
@@ -654,10 +670,9 @@ class Containers:
                 found.append(node)
         else:
             attribute = holder.key.split(".", 1)[1]
-            for node in self.tree.descendants(holder.scope, cst.Attribute):
+            for node in self._attributes.get(attribute, ()):
                 if (
-                    node.attr.value == attribute
-                    and isinstance(node.value, cst.Name)
+                    isinstance(node.value, cst.Name)
                     and node.value.value == holder.self_name
                     and self.tree.scope_of(node) is holder.scope
                 ):
