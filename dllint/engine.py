@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import stat
 import sys
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from dllint import progress
 from dllint.discovery import DEFAULT_EXCLUDES, Excluder, iter_source_files
 from dllint.finding import Finding
 from dllint.noqa import UNUSED_NOQA
@@ -83,13 +85,23 @@ def check_text(
     return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact, ran)
 
 
-# What a file must use for another file's definitions to matter to a rule: a loss,
-# a training step, an evaluation or an init. Library modules that only define
-# layers are checked alone, which keeps big packages cheap and quiet.
+# What a file must use for another file's definitions to matter to a rule: a
+# training step, a loss call, an evaluation. Weaker signs (a ``no_grad`` decorator,
+# a loss class, an ``apply`` of an init) count only in a file that defines no class:
+# a script or a helper module, not a library module of layers, which is checked
+# alone and so stays cheap and quiet.
 CONSUMER_TOKENS = (
-    ".backward(", "_loss(", "Loss(", "criterion", "loss_fn", "no_grad", "inference_mode",
-    ".eval()", ".apply(",
+    ".backward(", "training_step", "validation_step", "test_step", "criterion(",
+    "loss_fn(", ".eval()", "inference_mode", "with torch.no_grad()",
 )  # fmt: skip
+WEAK_CONSUMER_TOKENS = ("no_grad", "Loss(", "_loss(", "cross_entropy(", ".apply(")
+_CLASS = re.compile(r"^class\s", re.MULTILINE)
+
+
+def _uses_other_files(text: str) -> bool:
+    if any(token in text for token in CONSUMER_TOKENS):
+        return True
+    return any(token in text for token in WEAK_CONSUMER_TOKENS) and not _CLASS.search(text)
 
 
 def _prelude(path: str, text: str, rules: list):
@@ -99,7 +111,7 @@ def _prelude(path: str, text: str, rules: list):
     sklearn...) occurs in the file itself."""
     from dllint.prefilter import groups
 
-    if not any(token in text for token in CONSUMER_TOKENS):
+    if not _uses_other_files(text):
         return None
     firsts = [groups(rule.needs)[0] for rule in rules if rule.needs]
     if not any(token in text for first in firsts for token in first):
@@ -134,6 +146,7 @@ def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
     Fixes stay behind (they would edit the joined module; ``--fix`` checks the
     file alone). A finding in a copied definition is reported in its own file,
     except an unused ``# noqa`` (the copy is only part of that file)."""
+    from dllint.analysis import render_places
     from dllint.analysis.paths import display_path
 
     shift = prelude.lines
@@ -142,10 +155,17 @@ def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
         message = finding.message
         for mangled, dotted in prelude.renames.items():  # ``model_Net`` back to ``model.Net``
             message = message.replace(mangled, dotted)
-        finding = replace(finding, message=message)
         if finding.line > shift:
             end_line = max(finding.end_line - shift, finding.line - shift)
-            placed.append(replace(finding, line=finding.line - shift, end_line=end_line, edit=None))
+            placed.append(
+                replace(
+                    finding,
+                    line=finding.line - shift,
+                    end_line=end_line,
+                    message=render_places(message, path),
+                    edit=None,
+                )
+            )
             continue
         where = prelude.origin(finding.line)
         if where is None or finding.code == UNUSED_NOQA[0]:
@@ -158,6 +178,7 @@ def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
                 path=display_path(origin, path),
                 line=line,
                 end_line=end_line,
+                message=render_places(message, origin),
                 edit=None,
                 fix=None,
             )
@@ -324,7 +345,7 @@ def check_file(
     if path.endswith(".ipynb"):
         from dllint.notebook import check_notebook
 
-        return check_notebook(path, rules, report)  # reads the file itself
+        return check_notebook(path, rules, report, data)  # the bytes the cache key hashed
     from dllint.source import ParseFailure, decode
 
     try:
@@ -466,6 +487,7 @@ def _check_pending(
         (file.path, [classes[c] for c in sorted(file.codes) if c in classes], file.data)
         for file in pending
     ]
+    progress.expect(len(tasks))  # the terminal's progress line, if one is shown
     if jobs > 1:
         sizes = [len(file.data) if file.data is not None else _size(file.path) for file in pending]
         results = parallel_map(_check_in_worker, tasks, jobs, sizes)
@@ -483,6 +505,7 @@ def _check_task(task: tuple[str, Sequence[type[Rule]], bytes | None]):
     path, rules, data = task
     report = Report()
     findings = check_file(path, rules, report, data)
+    progress.tick()
     return findings, report.tracebacks
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from functools import cached_property
 
 import libcst as cst
@@ -16,7 +18,23 @@ from dllint.analysis.training import Training
 from dllint.analysis.tree import TreeIndex
 from dllint.analysis.values import Value, Values
 
-__all__ = ["ModuleFacts", "Value", "display_path"]
+__all__ = ["ModuleFacts", "Value", "display_path", "render_places"]
+
+# A place in a message, before the engine knows which file the finding is in.
+PLACE = "\x00{path}\x00{line}\x00"
+_PLACE = re.compile("\x00([^\x00]*)\x00([0-9]+)\x00")
+
+
+def render_places(message: str, reported: str) -> str:
+    """``PLACE`` marks as ``line N`` in the reported file, ``other.py:N`` elsewhere."""
+
+    def written(match: re.Match) -> str:
+        path, line = match.group(1), match.group(2)
+        if os.path.abspath(reported) == path:
+            return f"line {line}"
+        return f"{display_path(path, reported)}:{line}"
+
+    return _PLACE.sub(written, message)
 
 
 class ModuleFacts:
@@ -78,12 +96,15 @@ class ModuleFacts:
 
     def place(self, node: cst.CSTNode) -> str:
         """Where ``node`` is, for a message: ``line 12``, or ``model.py:7`` when it
-        is in another file of the project."""
-        origin = self.origin(node)
-        if origin is not None:
-            return f"{display_path(origin[0], self.path)}:{origin[1]}"
+        is in another file of the project than the finding. With a prelude the
+        finding's own file is not known yet: a ``PLACE`` mark stands in, which the
+        engine writes out once it has placed the finding (``render_places``)."""
         line = self.span(node)[0][0]
-        return f"line {line - self.prelude.lines if self.prelude else line}"
+        if self.prelude is None:
+            return f"line {line}"
+        origin = self.origin(node)
+        path, line = (origin[0], origin[1]) if origin else (self.path, line - self.prelude.lines)
+        return PLACE.format(path=os.path.abspath(path), line=line)
 
     def qualname(self, expr: cst.CSTNode) -> str | None:
         return self.names.qualname(expr)
