@@ -494,7 +494,15 @@ def _check_stdin(args, catalog, known, default, overrides) -> int:
 
 
 def _check_all(args, catalog, known, default, overrides):
-    """Every finding under the command line's paths, each folder with its own config."""
+    """Every finding under the command line's paths, each folder with its own config;
+    a progress line on a terminal while it takes long (none with ``--quiet``)."""
+    from dllint import progress
+
+    with progress.shown(sys.stderr, enabled=not args.quiet):
+        return _check_groups(args, catalog, known, default, overrides)
+
+
+def _check_groups(args, catalog, known, default, overrides):
     jobs = args.jobs or default_jobs()
     findings, tracebacks = [], []
     for config, paths in configs_for(args.paths, args.config, args.isolated, known):

@@ -273,6 +273,39 @@ def test_rule_names_work_wherever_codes_do(project):
 # progress --------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_line_on_a_terminal_is_erased_at_the_end(project):
+    import pty
+
+    for number in range(30):
+        (project / f"m{number}.py").write_text(TRAIN, "utf-8")
+    master, slave = pty.openpty()
+    env = {**os.environ, "DLLINT_PROGRESS_AFTER": "0"}  # no need to wait a second here
+    process = subprocess.Popen(
+        [str(SCRIPT), "check", ".", "--no-cache", "-j", "2", "--format", "json"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout, _ = process.communicate(timeout=120)
+    os.close(master)
+    assert len(json.loads(stdout)) == 2 * 31  # the report is untouched
+    text = shown.decode()
+    assert re.search(r"\rdllint: \d+/31 files", text)
+    assert text.endswith("\r\x1b[K")  # erased: nothing stays on the terminal
+
+
 def test_no_progress_line_when_stderr_is_not_a_terminal(project):
     for number in range(30):
         (project / f"m{number}.py").write_text(TRAIN, "utf-8")
