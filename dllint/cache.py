@@ -117,12 +117,23 @@ class Cache:
         return digest.hexdigest()
 
     def get(self, key: str) -> list[Finding] | None:
-        """The findings stored under ``key``; None when absent or unreadable."""
+        """The findings stored under ``key``; None when absent, unreadable or not
+        exactly what ``put`` writes (an entry edited, truncated or from another
+        build is dropped, never served)."""
         try:
             with open(self.folder / f"{key}.json", encoding="utf-8") as handle:
-                return [Finding(**entry) for entry in json.load(handle)]
-        except (OSError, ValueError, TypeError):
+                entries = json.load(handle)
+        except (OSError, ValueError, RecursionError):
             return None
+        if not isinstance(entries, list):
+            return None
+        findings = []
+        for entry in entries:
+            finding = _finding_of(entry)
+            if finding is None:
+                return None
+            findings.append(finding)
+        return findings
 
     def put(self, key: str, findings: Iterable[Finding]) -> None:
         self._prepare()
@@ -142,6 +153,64 @@ class Cache:
                     _write_atomically(marker, text)
         except OSError:
             pass
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _is_optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _is_places(value) -> bool:
+    """``related``: a list of {path, line, column, message} objects."""
+    return isinstance(value, list) and all(
+        isinstance(place, dict)
+        and set(place) <= {"path", "line", "column", "message"}
+        and all(_is_int(v) if k in ("line", "column") else _is_text(v) for k, v in place.items())
+        for place in value
+    )
+
+
+# What each key of a stored finding must hold (``Finding.to_json``'s output).
+ENTRY_TYPES = {
+    "code": _is_text,
+    "name": _is_text,
+    "message": _is_text,
+    "path": _is_text,
+    "line": _is_int,
+    "column": _is_int,
+    "end_line": _is_int,
+    "end_column": _is_int,
+    "severity": _is_text,
+    "cell": _is_optional(_is_int),
+    "fix": _is_optional(_is_text),
+    "fix_safety": _is_optional(lambda value: value in ("safe", "unsafe")),
+    "related": _is_places,
+}
+REQUIRED = ("code", "name", "message", "path", "line", "column")
+
+
+def _finding_of(entry) -> Finding | None:
+    """The finding an entry stores, or None when a key is unknown, missing or of the
+    wrong type."""
+    if not isinstance(entry, dict) or not all(key in entry for key in REQUIRED):
+        return None
+    for key, value in entry.items():
+        check = ENTRY_TYPES.get(key)
+        if check is None or not check(value):
+            return None
+    if "related" in entry:
+        entry = {**entry, "related": tuple(entry["related"])}
+    try:
+        return Finding(**entry)
+    except TypeError:  # a key this build's Finding does not have
+        return None
 
 
 # -- the rule catalog ---------------------------------------------------------------

@@ -233,11 +233,16 @@ def _map(finding: Finding, origin: list[Origin]) -> Finding:
     )
 
 
-def check_notebook(path: str, rules: Iterable[type[Rule]], report=None) -> list[Finding]:
+def check_notebook(
+    path: str, rules: Iterable[type[Rule]], report=None, data: bytes | None = None
+) -> list[Finding]:
+    """Check a notebook file; ``data``: its bytes, already read (the cache hashed
+    them, so the findings stored under that hash are of these bytes)."""
     from dllint.engine import PARSE_ERROR, _error, read_source
+    from dllint.source import decode
 
     try:
-        data = read_source(path)
+        data = decode(data) if data is not None else read_source(path)
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
     return check_notebook_text(data, path, rules, report)
