@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 
 from lsprotocol import types as lsp
@@ -203,8 +204,9 @@ class DllintServer(LanguageServer):
         for place in getattr(finding, "related", ()) or ():
             try:
                 position = lsp.Position(int(place["line"]) - 1, int(place.get("column", 1)) - 1)
+                where = os.path.abspath(str(place["path"]))  # relative to this process
                 location = lsp.Location(
-                    from_fs_path(str(place["path"])) or str(place["path"]),
+                    from_fs_path(where) or where,
                     lsp.Range(position, position),
                 )
                 related.append(lsp.DiagnosticRelatedInformation(location, str(place["message"])))

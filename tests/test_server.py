@@ -263,6 +263,29 @@ async def test_configuration_is_read_again_when_pyproject_changes(client, tmp_pa
 
 
 @pytest.mark.asyncio
+async def test_cross_file_finding_points_at_the_other_file(client, tmp_path):
+    project = Path(__file__).parent / "fixtures" / "projects" / "pos_softmax_head_in_model_py"
+    for source in project.iterdir():
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    uri = open_file(client, tmp_path / "train.py", (tmp_path / "train.py").read_text("utf-8"))
+    found = await diagnostics(client, uri)
+    loss = next(d for d in found if d.code == "DL301")
+    [related] = loss.related_information
+    assert related.location.uri == (tmp_path / "model.py").as_uri()
+    model = (tmp_path / "model.py").read_text("utf-8").splitlines()
+    line = related.location.range.start.line
+    assert "Softmax" in model[line] and "applied here" in related.message
+
+
+@pytest.mark.asyncio
+async def test_a_broken_configuration_is_reported_and_the_defaults_apply(client, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.dllint]\nselect = ["DL999"]\n', "utf-8")
+    uri = open_file(client, tmp_path / "train.py", TRAIN)
+    assert codes(await diagnostics(client, uri)) == [(7, "DL401"), (10, "DL503")]
+    assert any("DL999" in m.message for m in client.messages)
+
+
+@pytest.mark.asyncio
 async def test_shutdown_and_exit_end_the_process(client, tmp_path):
     uri = open_file(client, tmp_path / "train.py", TRAIN)
     await diagnostics(client, uri)
