@@ -12,6 +12,7 @@ as ruff counts them; lines count within the cell.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterable
@@ -126,9 +127,20 @@ def _cell_magic(lines: list[str]) -> str | None:
     return None
 
 
+def _dedent(lines: list[str]) -> tuple[list[str], int]:
+    """IPython's ``leading_indent``: when a cell's first line is indented, that
+    indent is removed from every line that starts with it. (lines, its width)."""
+    first = next((line for line in lines if line.strip()), "")
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return lines, 0
+    return [line[len(indent) :] if line.startswith(indent) else line for line in lines], len(indent)
+
+
 def cell_lines(source: str) -> tuple[list[str], list[int]]:
     """A code cell as Python lines (same count as the cell) and each line's shift."""
     lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines, indent = _dedent(lines)
     magic = _cell_magic(lines)
     if magic is not None:
         start = next(i for i, line in enumerate(lines) if line.strip())
@@ -137,7 +149,7 @@ def cell_lines(source: str) -> tuple[list[str], list[int]]:
             body = [""] * len(body)
         lines = [*lines[:start], _opaque(lines[start]), *body]
         if magic not in PYTHON_CELL_MAGICS:
-            return lines, [0] * len(lines)
+            return lines, [indent] * len(lines)
     out: list[str] = []
     shifts: list[int] = []
     state = _Continuation()
@@ -145,7 +157,7 @@ def cell_lines(source: str) -> tuple[list[str], list[int]]:
     for line in lines:
         if magic_continues:  # the rest of a ``!pip install \`` command
             out.append("")
-            shifts.append(0)
+            shifts.append(indent)
             magic_continues = line.rstrip().endswith("\\")
             continue
         shift = 0
@@ -153,21 +165,72 @@ def cell_lines(source: str) -> tuple[list[str], list[int]]:
             line, shift, magic_continues = _neutralise(line)
         state.feed(line)
         out.append(line)
-        shifts.append(shift)
+        shifts.append(shift + indent)
     return out, shifts
 
 
-def notebook_source(data: str) -> tuple[str, list[Origin]]:
-    """The module text of a notebook and, for each of its lines, where it came from."""
+class NotPython(Exception):
+    """A notebook whose kernel runs another language (R, Julia...): not checked."""
+
+
+def _language(document: dict) -> str | None:
+    """The notebook's language as its metadata says (lower case), if it says."""
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    for key in ("language_info", "kernelspec"):
+        table = metadata.get(key)
+        name = (
+            table.get("name" if key == "language_info" else "language")
+            if isinstance(table, dict)
+            else None
+        )
+        if isinstance(name, str) and name.strip():
+            return name.strip().lower()
+    return None
+
+
+def _cells(document) -> list:
+    """The cells of an nbformat 4 notebook, or of an nbformat 3 one's worksheets (its
+    code cells keep their source under ``input``)."""
+    if not isinstance(document, dict):
+        raise ParseFailure("not a valid notebook: its JSON is not an object")
+    cells = document.get("cells")
+    if isinstance(cells, list):
+        return cells
+    worksheets = document.get("worksheets")
+    if isinstance(worksheets, list):
+        found = []
+        for sheet in worksheets:
+            for cell in sheet.get("cells", []) if isinstance(sheet, dict) else []:
+                if isinstance(cell, dict) and "source" not in cell and "input" in cell:
+                    cell = {**cell, "source": cell["input"]}
+                found.append(cell)
+        return found
+    version = document.get("nbformat")
+    raise ParseFailure(
+        f"not a notebook dllint can read (nbformat {version}; 3 and 4 are supported)"
+        if version is not None
+        else "not a valid notebook: no list of cells"
+    )
+
+
+def notebook_source(data: str, errors: list[CellError] | None = None) -> tuple[str, list[Origin]]:
+    """The module text of a notebook and, for each of its lines, where it came from.
+
+    A cell Python cannot compile is left blank (its error goes to ``errors``) so the
+    other cells are still checked. Raises ``NotPython`` for another language's
+    notebook, ``ParseFailure`` for a file that is no notebook."""
     try:
         document = json.loads(data)
     except json.JSONDecodeError as exc:
         raise ParseFailure(f"not a valid notebook: {exc.msg}", exc.lineno, exc.colno) from None
     except RecursionError:
         raise ParseFailure("not a valid notebook: its JSON is nested too deeply") from None
-    cells = document.get("cells") if isinstance(document, dict) else None
-    if not isinstance(cells, list):
-        raise ParseFailure("not a valid notebook: no list of cells (nbformat 4 expected)")
+    cells = _cells(document)
+    language = _language(document)
+    if language is not None and language not in ("python", "python3", "ipython"):
+        raise NotPython(language)
     code_cells = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -177,16 +240,49 @@ def notebook_source(data: str) -> tuple[str, list[Origin]]:
             source = "".join(str(part) for part in source)
         if isinstance(source, str):
             code_cells.append((number, source))
-    return cells_source(code_cells)
+    return cells_source(code_cells, errors)
 
 
-def cells_source(cells: Iterable[tuple[int, str]]) -> tuple[str, list[Origin]]:
+@dataclass(frozen=True)
+class CellError:
+    """A code cell Python cannot compile: CPython's message, at the cell's line."""
+
+    cell: int
+    line: int
+    column: int
+    message: str
+
+
+def _compile_error(lines: list[str], shifts: list[int], cell: int) -> CellError | None:
+    """CPython's verdict on one cell alone (as Jupyter runs it)."""
+    flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    try:
+        compile("\n".join(lines) + "\n", f"<cell {cell}>", "exec", flags, dont_inherit=True)
+    except SyntaxError as exc:
+        line = min(max(exc.lineno or 1, 1), len(lines))
+        column = (exc.offset or 1) + shifts[line - 1]
+        return CellError(cell, line, column, f"syntax error: {exc.msg}")
+    except (ValueError, RecursionError, MemoryError) as exc:
+        reason = "code is nested too deeply" if not isinstance(exc, ValueError) else str(exc)
+        return CellError(cell, 1, 1, f"cannot compile this cell: {reason}")
+    return None
+
+
+def cells_source(
+    cells: Iterable[tuple[int, str]], errors: list[CellError] | None = None
+) -> tuple[str, list[Origin]]:
     """The module text of code cells given as (cell number, source), and each line's
-    origin (an editor's notebook sends its cells one by one)."""
+    origin (an editor's notebook sends its cells one by one). A cell that does not
+    compile is left blank; its error is added to ``errors``."""
     lines: list[str] = []
     origin: list[Origin] = []
     for number, source in cells:
         python, shifts = cell_lines(source)
+        error = _compile_error(python, shifts, number)
+        if error is not None:
+            python = [""] * len(python)
+            if errors is not None:
+                errors.append(error)
         lines.extend(python)
         origin.extend(Origin(number, index, shift) for index, shift in enumerate(shifts, 1))
     return "\n".join(lines) + "\n", origin
@@ -254,11 +350,17 @@ def check_notebook_text(
     """Check a notebook's JSON, already read (standard input, an editor's buffer)."""
     from dllint.engine import PARSE_ERROR, _error
 
+    errors: list[CellError] = []
     try:
-        text, origin = notebook_source(data)
+        text, origin = notebook_source(data, errors)
+    except NotPython:
+        return []
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    return check_cells(text, origin, path, rules, report)
+    broken = [
+        replace(_error(PARSE_ERROR, path, e.message, e.line, e.column), cell=e.cell) for e in errors
+    ]
+    return broken + check_cells(text, origin, path, rules, report)
 
 
 def check_cells(text: str, origin: list[Origin], path: str, rules, report=None) -> list[Finding]:

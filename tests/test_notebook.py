@@ -214,8 +214,8 @@ def test_an_empty_notebook_and_one_without_code_are_fine(capsys, tmp_path):
         ("a, b = %sx echo 1", "a, b = __ipython__  # %sx echo 1"),
         ("%time model = fit(x)", "model = fit(x)"),
         ("/print 1 2", "pass  # /print 1 2"),
-        ("    %time step(i)", "    step(i)"),
-        ("    !nvidia-smi", "    pass  # !nvidia-smi"),
+        ("    %time step(i)", "step(i)"),  # a cell's common indent goes, as in IPython
+        ("    !nvidia-smi", "pass  # !nvidia-smi"),
         ("x = 1  # why?", "x = 1  # why?"),
         ("y = a % b", "y = a % b"),
         ("print('?')", "print('?')"),
