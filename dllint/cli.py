@@ -7,6 +7,7 @@ No traceback reaches the user: ``main`` turns every failure into one line.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
@@ -314,12 +315,27 @@ def _server() -> int:
 def _write(text: str, code: int) -> int:
     """Write the output; a reader that went away (``| head``) is not an error of ours."""
     try:
-        sys.stdout.write(text)
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            sys.stdout.write(text)
+        else:  # bytes: a file name or a diff line that is not UTF-8 goes out as it was
+            sys.stdout.flush()
+            buffer.write(_encoded(text, sys.stdout.encoding or "utf-8"))
+            buffer.flush()
         sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return code
+
+
+def _encoded(text: str, encoding: str) -> bytes:
+    """``text`` in the output's encoding; surrogate escapes (undecodable bytes of file
+    names and sources) become their bytes again, or ``\\udcXX`` where that fails."""
+    try:
+        return text.encode(encoding, "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode(encoding, "backslashreplace")
 
 
 def _known_codes(catalog: list[RuleInfo]) -> tuple[list[str], list[str]]:
@@ -400,6 +416,12 @@ def _check(args: argparse.Namespace) -> int:
         if args.diff:
             verb = "would fix" if fixed else "nothing to fix"
             _say(args, _fix_summary(verb, fixed, outcomes))
+            if args.format == "json":  # one object per file: its path, fixes and diff
+                rows = [{"path": o.path, "fixes": o.applied, "diff": o.diff()} for o in outcomes]
+                text = json.dumps(rows, indent=2) + "\n"
+                return _emit(args, text, EXIT_FINDINGS if rows else EXIT_CLEAN)
+            if args.format != "text":
+                raise UsageError(f"--diff prints a diff (or JSON), not --format {args.format}")
             diff = "".join(outcome.diff() for outcome in outcomes)
             return _emit(args, diff, EXIT_FINDINGS if diff else EXIT_CLEAN)
         outcomes = _write_fixes(args, outcomes)  # an unwritable file is reported, not fatal
@@ -454,7 +476,7 @@ def _emit(args: argparse.Namespace, text: str, code: int) -> int:
     try:
         folder = os.path.dirname(os.path.abspath(args.output_file))
         os.makedirs(folder, exist_ok=True)
-        with open(args.output_file, "w", encoding="utf-8") as handle:
+        with open(args.output_file, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(text)
     except OSError as exc:
         raise UsageError(f"--output-file {args.output_file}: {exc.strerror or exc}") from None

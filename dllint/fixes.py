@@ -20,6 +20,7 @@ import codecs
 import difflib
 import io
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -78,11 +79,13 @@ def apply(module: cst.Module, fixes: list[Fix]) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class SourceStyle:
-    """How a file was stored, so a fixed file is written back the same way."""
+    """How a file was stored, so a fixed file is written back the same way: its
+    encoding, BOM, and line endings (each line's own, when they are mixed)."""
 
     encoding: str
     bom: bool
-    newline: str
+    newline: str  # the most common ending: for lines a fix adds or changes
+    endings: tuple[str, ...] = ()  # each line's ending, when the file mixes them
 
     @classmethod
     def of(cls, data: bytes) -> SourceStyle:
@@ -93,30 +96,87 @@ class SourceStyle:
         bom = data.startswith(codecs.BOM_UTF8)
         if encoding == "utf-8-sig":
             encoding, bom = "utf-8", True
+        found = re.findall(rb"\r\n|\r|\n", data)
+        kinds = {ending: found.count(ending) for ending in set(found)}
         newline = "\n"
-        first = data.find(b"\n")
-        if first > 0 and data[first - 1 : first] == b"\r":
-            newline = "\r\n"
-        elif first < 0 and b"\r" in data:
-            newline = "\r"
-        return cls(encoding, bom, newline)
+        if kinds:
+            first = found[0]
+            newline = max(kinds, key=lambda e: (kinds[e], e == first)).decode("ascii")
+        endings = tuple(e.decode("ascii") for e in found) if len(kinds) > 1 else ()
+        return cls(encoding, bom, newline, endings)
 
-    def encode(self, text: str) -> bytes:
-        if self.newline != "\n":
+    def encode(self, text: str, before: str | None = None) -> bytes:
+        """``text`` (``\\n`` line breaks) as the file stores it. With ``before`` (the
+        text the file held), lines a fix left alone keep their own ending in a file
+        of mixed endings."""
+        if self.endings and before is not None:
+            text = self._mixed(before, text)
+        elif self.newline != "\n":
             text = text.replace("\n", self.newline)
         data = text.encode(self.encoding)
         return codecs.BOM_UTF8 + data if self.bom else data
 
+    def _mixed(self, before: str, after: str) -> str:
+        old, new = before.split("\n"), after.split("\n")
+        endings: list[str] = []
+        matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                endings.extend(
+                    self.endings[i] if i < len(self.endings) else self.newline
+                    for i in range(i1, i2)
+                )
+            else:
+                endings.extend([self.newline] * (j2 - j1))
+        endings[-1] = ""  # what follows the last line break
+        return "".join(line + ending for line, ending in zip(new, endings, strict=True))
 
-def unified_diff(path: str, before: str, after: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"a/{path}",
-            tofile=f"b/{path}",
-        )
-    )
+
+def _diff_name(path: str) -> str:
+    """The path a diff names: relative to the working folder, normalised, with ``/``
+    (``./sub/p.py``, ``sub/../sub/p.py`` and the absolute path all give ``sub/p.py``),
+    so ``git apply`` and ``patch -p1`` run there accept it."""
+    absolute = os.path.abspath(path)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive
+        relative = absolute
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        relative = os.path.normpath(path)  # outside the working folder: as given
+    return relative.replace(os.sep, "/")
+
+
+NO_NEWLINE = b"\\ No newline at end of file\n"
+
+
+def _byte_lines(data: bytes) -> list[bytes]:
+    """Lines as ``git`` and ``patch`` count them: ended by ``\\n`` only (a form feed or
+    a lone ``\\r`` is part of its line)."""
+    return [line for line in re.split(rb"(?<=\n)", data) if line]
+
+
+def unified_diff(path: str, before: str | bytes, after: str | bytes) -> str:
+    """A unified diff that ``git apply`` and ``patch -p1`` accept: computed on the
+    bytes as stored (encoding and line endings kept), ``\\ No newline at end of file``
+    where a side ends without one. Bytes that are not UTF-8 come back as surrogate
+    escapes (``dllint.cli`` writes them out as they were)."""
+    if isinstance(before, str):
+        before = before.encode("utf-8", "surrogateescape")
+    if isinstance(after, str):
+        after = after.encode("utf-8", "surrogateescape")
+    name = _diff_name(path).encode("utf-8", "surrogateescape")
+    out = []
+    for line in difflib.diff_bytes(
+        difflib.unified_diff,
+        _byte_lines(before),
+        _byte_lines(after),
+        fromfile=b"a/" + name,
+        tofile=b"b/" + name,
+    ):
+        out.append(line)
+        if not line.endswith(b"\n"):
+            out.append(b"\n" + NO_NEWLINE)
+    return b"".join(out).decode("utf-8", "surrogateescape")
 
 
 MAX_PASSES = 5
@@ -262,18 +322,24 @@ class FileFix:
     after: str
     applied: int
     style: SourceStyle
+    data: bytes | None = None  # the file's bytes as read
 
     @property
     def changed(self) -> bool:
         return self.after != self.before
 
+    def encoded(self) -> bytes:
+        """The fixed file's bytes: its encoding, BOM and each untouched line's ending."""
+        return self.style.encode(self.after, self.before)
+
     def diff(self) -> str:
-        return unified_diff(self.path, self.before, self.after)
+        before = self.data if self.data is not None else self.style.encode(self.before)
+        return unified_diff(self.path, before, self.encoded())
 
     def write(self) -> None:
         """Write the fixed text back with the file's own encoding, BOM and newlines
         (raises OSError; the file then keeps its old content)."""
-        write_atomically(self.path, self.style.encode(self.after))
+        write_atomically(self.path, self.encoded())
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -317,4 +383,4 @@ def fix_file(path: str, rules, unsafe: bool = False) -> FileFix | None:
     except (OSError, ParseFailure):
         return None
     after, applied = fix_text(before, path, rules, unsafe)
-    return FileFix(path, before, after, applied, SourceStyle.of(data))
+    return FileFix(path, before, after, applied, SourceStyle.of(data), data)
