@@ -47,6 +47,8 @@ class RuntimeChecks(Watcher):
         self.regions = CompiledRegions()
         self.losses: list[float] = []
         self._optimizers: list[weakref.ref] = []
+        self._found: list[RuntimeFinding] | None = None
+        self._last_gradients: list[RuntimeFinding] = []
 
     # -- the Watcher -------------------------------------------------------------------
     def after_op(self, recorder, func, args, kwargs, result) -> None:
@@ -94,6 +96,13 @@ class RuntimeChecks(Watcher):
     def after_step(self, optimizer, args, kwargs) -> None:
         if self.nonfinite is not None:
             self.nonfinite.after_step(optimizer, self.modules.names, self.curve_text(optimizer))
+        if self.gradients is not None:
+            # a model local to the script's main() is gone once main() returns: keep the
+            # verdict of the last step for a script that runs to its end
+            try:
+                self._last_gradients = self.gradients.findings(self.display)
+            except Exception:
+                self._last_gradients = []
 
     # -- what the messages say about the steps seen ------------------------------------
     def growth(self) -> str:
@@ -111,13 +120,13 @@ class RuntimeChecks(Watcher):
 
     def curve_text(self, optimizer=None) -> str:
         finite = [value for value in self.losses if math.isfinite(value)]
-        if not finite:
+        if len(finite) < 2:
             return ""
         shown = finite if len(finite) <= 6 else finite[:3] + finite[-3:]
         values = " -> ".join(f"{value:.4g}" for value in shown)
         if len(finite) > 6:
             values = values.replace(f"{shown[2]:.4g} -> ", f"{shown[2]:.4g} -> ... -> ", 1)
-        return f"; the loss over the {len(finite)} steps seen: {values}"
+        return f"; the loss over the {len(finite)} backward() calls seen: {values}"
 
     # -- the run -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -133,12 +142,25 @@ class RuntimeChecks(Watcher):
                 stack.enter_context(self.overfit.repeating(steps))
             yield
 
+    def finish(self) -> None:
+        """Give the verdicts now, while the script's objects are alive (the runner calls
+        this before the script's namespace goes: its model is needed for the names)."""
+        if self._found is None:
+            try:
+                self._found = self._verdicts()
+            except Exception:  # a verdict must never turn a run into a crash
+                self._found = []
+
     def findings(self) -> list[RuntimeFinding]:
+        self.finish()
+        return list(self._found or [])
+
+    def _verdicts(self) -> list[RuntimeFinding]:
         found = []
         if self.nonfinite is not None and self.nonfinite.found is not None:
             found.append(self.nonfinite.found)
         if self.gradients is not None:
-            found.extend(self.gradients.findings(self.display))
+            found.extend(self.gradients.findings(self.display) or self._last_gradients)
         return found
 
 

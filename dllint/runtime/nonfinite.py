@@ -209,18 +209,23 @@ class NonFinite:
             return
         from dllint.runtime.gradients import listed
 
-        why = (
-            "their gradients already held NaN or inf (the backward pass made them: "
-            "`sqrt`, `norm` or a division at 0 has an infinite derivative)"
-            if grads_bad
-            else "their gradients were finite, so the update itself overflowed"
-        )
-        message = (
-            f"after this optimizer step {listed(labels)} held NaN or inf; {why}; "
-            f"{learning_rates(optimizer)}{history}. A learning rate too large is the usual "
-            "cause: lower it, add warm-up, or clip the gradients "
-            "(`torch.nn.utils.clip_grad_norm_`)."
-        )
+        if grads_bad:
+            message = (
+                f"after this optimizer step {listed(labels)} held NaN or inf, and so did "
+                "their gradients: the backward pass made them, though the loss was finite "
+                f"({learning_rates(optimizer)}{history}). An operation with an infinite "
+                "derivative where it ran is the usual cause: `sqrt` or `norm` at 0, `pow` "
+                "with a fractional exponent at 0, `acos`/`asin` at +-1; add an epsilon "
+                "inside, or find it with `torch.autograd.set_detect_anomaly(True)`."
+            )
+        else:
+            message = (
+                f"after this optimizer step {listed(labels)} held NaN or inf while their "
+                f"gradients were finite, so the update itself overflowed "
+                f"({learning_rates(optimizer)}{history}). A learning rate too large is the "
+                "usual cause: lower it, add warm-up, or clip the gradients "
+                "(`torch.nn.utils.clip_grad_norm_`)."
+            )
         self.found = RuntimeFinding.at(NON_FINITE, place, message, self.display)
 
 
@@ -333,9 +338,10 @@ def _origin_message(call: _Call, outside: list, loss: float, history: str) -> st
     else:
         made = _made(output) if output is not None else "NaN or inf"
     facts = _operand_facts(call)
+    advice = "" if history else f" {_advice(call.name)}"
     return (
         f"{what} made the first non-finite value of the step ({made}){facts}; the loss "
-        f"passed to backward() was {_number(loss)}{history}. {_advice(call.name)}"
+        f"passed to backward() was {_number(loss)}{history}.{advice}"
     )
 
 

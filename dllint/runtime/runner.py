@@ -219,16 +219,21 @@ def run_script(
             _loader_batches(result.loader_batch_sizes, funny_batch),
             recorder,
         ):
-            runpy.run_path(script, run_name="__main__")
+            namespace = runpy.run_path(script, run_name="__main__")
+            checks.finish()  # the script's model is alive in ``namespace``
+            del namespace
     except _Stop:
+        checks.finish()  # alive through the traceback's frames
         result.outcome = STOPPED
     except SystemExit as exit_:
+        checks.finish()
         status = exit_.code
         if status not in (None, 0):
             result.outcome = FAILED
             result.exit_status = status if isinstance(status, int) else 1
             result.exception = exit_
     except Exception as exc:
+        checks.finish()
         result.outcome = FAILED
         result.exception = exc
         frames = traceback.extract_tb(exc.__traceback__)
