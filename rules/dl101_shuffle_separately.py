@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from dllint.analysis.data import SKLEARN_SHUFFLE, Shuffle
+from dllint.analysis.data import SKLEARN_SHUFFLE, Shuffle, named_pair
 from dllint.analysis.test_suites import api_test_module
-from dllint.analysis.tree import call_name
+from dllint.analysis.tree import call_name, dotted
 from dllint.finding import Finding
 from dllint.fixes import Fix
 from dllint.rule import Rule
@@ -56,11 +56,13 @@ class ShuffleSeparately(Rule):
 
     def _not_rows(self, first: Shuffle, pair: tuple[str, str]) -> bool:
         """The two values are not rows of one table: the code indexes one array with
-        them on different axes (``vals[ys, xs]``: random coordinates), or takes the
-        ``min``/``max`` of their lengths (``outs``/``ins`` of two graphs, paired at
-        random): features and labels have one length and are not coordinates."""
-        a, b = (name.split(".")[0] for name in pair)
+        them on different axes (``vals[ys, xs]``: random coordinates), or, for values
+        not named as an X/y pair, takes the ``min``/``max`` of their lengths (``outs``/
+        ``ins`` of two graphs, paired at random): features and labels have one length
+        and are not coordinates."""
+        a, b = pair
         tree = self.facts.tree
+        named = named_pair(a, b) or named_pair(b, a)
         for node in tree.descendants(first.scope, cst.Subscript, cst.Call):
             if isinstance(node, cst.Subscript):
                 axes = [_names_in(tree, element.slice) for element in node.slice]
@@ -68,14 +70,13 @@ class ShuffleSeparately(Rule):
                     a in one and b in other for one in axes for other in axes if one is not other
                 ):
                     return True
-            elif call_name(node) in ("min", "max"):
+            elif not named and call_name(node) in ("min", "max"):
                 lengths = {
-                    arg.value.args[0].value.value
+                    dotted(arg.value.args[0].value)
                     for arg in node.args
                     if isinstance(arg.value, cst.Call)
                     and call_name(arg.value) == "len"
                     and arg.value.args
-                    and isinstance(arg.value.args[0].value, cst.Name)
                 }
                 if {a, b} <= lengths:
                     return True
@@ -187,6 +188,6 @@ class ShuffleSeparately(Rule):
         )
 
 
-def _names_in(tree, node: cst.CSTNode) -> set[str]:
-    """The plain names an index expression mentions (``ys`` in ``ys[:n]``)."""
-    return {name.value for name in tree.descendants(node, cst.Name)}
+def _names_in(tree, node: cst.CSTNode) -> set[str | None]:
+    """The names an index expression mentions (``ys`` in ``ys[:n]``, ``self.ys``)."""
+    return {dotted(name) for name in tree.descendants(node, cst.Name, cst.Attribute)}
