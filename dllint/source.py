@@ -91,8 +91,26 @@ def _deepest(statement: ast.stmt) -> tuple[int, ast.AST]:
         node, depth = stack.pop()
         if depth > best:
             best, where = depth, node
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        elements = _elements(node)
+        if elements is None:
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+            continue
+        # a display (a data table): its constants and its context are leaves one level
+        # down, pushed as one, not one by one (millions of numbers in a data file)
+        if depth + 1 > best:
+            best, where = depth + 1, node
+        stack.extend((child, depth + 1) for child in elements if type(child) is not ast.Constant)
     return best, where
+
+
+def _elements(node: ast.AST) -> list | None:
+    """The element nodes of a list, tuple, set or dict display; None for other nodes."""
+    kind = type(node)
+    if kind is ast.List or kind is ast.Tuple or kind is ast.Set:
+        return node.elts
+    if kind is ast.Dict:
+        return [key for key in node.keys if key is not None] + node.values
+    return None
 
 
 def _is_body(node: ast.AST) -> bool:
@@ -180,20 +198,26 @@ def parse(text: str) -> cst.Module:
 
 
 SLIM_FROM_LINES = 5_000
+SLIM_FROM_CHARS = 256_000  # or this much text, however few its lines
+BIG_LITERAL_CHARS = 20_000  # a literal this long is not parsed even where its name is used
+UNKNOWN_VALUE = "__dllint_literal__()"  # what stands for it: a value nothing knows
 
 
 def parse_for_check(text: str, slim: bool = True) -> tuple[cst.Module, str]:
     """Parse for checking: the module and the text it was parsed from.
 
-    libcst parses about ten times slower than CPython. In a file of over
-    ``SLIM_FROM_LINES`` lines (generated tables, dumped constants), a top-level
-    ``NAME = <literal>`` alone on its lines whose name occurs nowhere else in the
-    file cannot matter to any rule, so with ``slim`` its lines are left blank before
-    libcst sees them: line and column numbers stay the same. Fixing must not slim
-    (the fixed file is written from the module).
+    libcst parses about ten times slower than CPython and holds a node per number
+    of a literal. In a file of over ``SLIM_FROM_LINES`` lines or ``SLIM_FROM_CHARS``
+    characters (generated tables, dumped constants, a 1 MB list on one line), a
+    top-level ``NAME = <literal>`` alone on its lines whose name occurs nowhere else
+    in the file cannot matter to any rule, so with ``slim`` its lines are left blank
+    before libcst sees them; one over ``BIG_LITERAL_CHARS`` whose name is used gets
+    a value no rule knows (``UNKNOWN_VALUE``) instead. Line and column numbers stay
+    the same. Fixing must not slim (the fixed file is written from the module).
     """
     python_error, tree = _python_check(text)  # raises for code nested too deeply
-    if slim and tree is not None and text.count("\n") >= SLIM_FROM_LINES:
+    big = len(text) >= SLIM_FROM_CHARS or text.count("\n") >= SLIM_FROM_LINES
+    if slim and tree is not None and big:
         text = _without_dead_constants(text, tree)
     if slim and tree is not None and STATEMENT_CACHE is not None:
         try:  # the same module, reusing the statements an editor did not change
@@ -212,22 +236,32 @@ def _without_dead_constants(text: str, tree: ast.Module) -> str:
     counts = Counter(re.findall(r"[A-Za-z_]\w*", text))
     lines = text.split("\n")
     body = tree.body
-    blanked = 0
+    changed = 0
     for index, statement in enumerate(body):
         if not (
             isinstance(statement, ast.Assign)
-            and all(isinstance(t, ast.Name) and counts[t.id] == 1 for t in statement.targets)
+            and all(isinstance(t, ast.Name) for t in statement.targets)
             and _literal(statement.value)
         ):
             continue
         alone = (index == 0 or body[index - 1].end_lineno < statement.lineno) and (
             index + 1 == len(body) or body[index + 1].lineno > statement.end_lineno
         )
-        if alone:
-            for number in range(statement.lineno - 1, statement.end_lineno):
-                lines[number] = ""
-            blanked += 1
-    return "\n".join(lines) if blanked else text
+        if not alone:
+            continue
+        first, last = statement.lineno - 1, statement.end_lineno
+        if all(counts[t.id] == 1 for t in statement.targets):
+            lines[first:last] = [""] * (last - first)
+            changed += 1
+        elif (
+            statement.value.lineno == statement.lineno
+            and sum(len(line) + 1 for line in lines[first:last]) >= BIG_LITERAL_CHARS
+        ):  # keep ``NAME = `` (its offset counts UTF-8 bytes), drop the literal
+            head = lines[first].encode("utf-8")[: statement.value.col_offset]
+            lines[first] = head.decode("utf-8", "ignore") + UNKNOWN_VALUE
+            lines[first + 1 : last] = [""] * (last - first - 1)
+            changed += 1
+    return "\n".join(lines) if changed else text
 
 
 def _literal(node: ast.AST) -> bool:
