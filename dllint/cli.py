@@ -26,9 +26,9 @@ from dllint.config import (
 from dllint.engine import ENGINE_CODES, ENGINE_OFF_BY_DEFAULT, check_paths
 from dllint.parallel import default_jobs
 from dllint.report import FORMATTERS
-from dllint.report.text import fix_note
 from dllint.report.statistics import format_statistics
 from dllint.report.summary import fix_lines, fixed_listing, summary_line
+from dllint.report.text import fix_note
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -526,7 +526,7 @@ def _check_all(args, catalog, known, default, overrides):
 
 def _check_groups(args, catalog, known, default, overrides):
     jobs = args.jobs or default_jobs()
-    findings, tracebacks = [], []
+    findings, tracebacks, files = [], [], 0
     for config, paths in configs_for(args.paths, args.config, args.isolated, known):
         settings = settings_for(config, overrides, known, default)
         rules = [rule for rule in catalog if settings.enabled(rule.code)]
@@ -534,6 +534,9 @@ def _check_groups(args, catalog, known, default, overrides):
         report = check_paths(paths, rules, settings=settings, jobs=jobs, cache=cache)
         findings.extend(report.findings)
         tracebacks.extend(report.tracebacks)
+        files += report.files
+    if not files:  # an empty folder, or every path excluded: say so (exit 0, as ruff)
+        _say(args, "dllint: warning: no Python files found under the given paths")
     # --fix does not rewrite notebooks, so their findings offer no fix
     findings = [replace(f, fix=None) if f.cell is not None else f for f in findings]
     findings.sort(key=lambda f: f.sort_key())

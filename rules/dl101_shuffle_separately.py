@@ -184,7 +184,7 @@ class ShuffleSeparately(Rule):
         return (
             f"`{x}` and `{y}` are shuffled by two independent random calls, so their rows "
             f"no longer line up and the model trains on mismatched pairs; shuffle them "
-            f"together (`{x}, {y} = shuffle({x}, {y})`) or index both with one permutation"
+            f"together (`{x}, {y} = shuffle({x}, {y})`) or index both with one permutation."
         )
 
 

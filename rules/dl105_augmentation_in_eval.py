@@ -151,5 +151,5 @@ class AugmentationInEval(Rule):
             f"`{code(made.transform)}`, which applies random augmentation ({shown}): every "
             f"evaluation sees randomly altered images, so validation/test metrics are noisy "
             f"and biased; give it a deterministic transform (resize, center crop, "
-            f"ToTensor, Normalize)"
+            f"ToTensor, Normalize)."
         )

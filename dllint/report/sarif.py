@@ -23,14 +23,24 @@ LEVELS = {"error": "error", "warning": "warning", "note": "note"}
 
 def artifact_uri(path: str, base: str | None = None) -> str:
     """A relative, percent-encoded URI for files under ``base`` (the working folder),
-    a ``file://`` URI for files elsewhere."""
+    a ``file://`` URI for files elsewhere. A file name that is not UTF-8 (held as
+    surrogate escapes) is percent-encoded from its bytes."""
     base = os.path.abspath(base or os.getcwd())
     absolute = os.path.abspath(path)
     try:
         relative = Path(absolute).relative_to(base)
     except ValueError:
         return Path(absolute).as_uri()
-    return quote(relative.as_posix())
+    return quote(os.fsencode(relative.as_posix()))
+
+
+def artifact_location(path: str) -> dict:
+    """``{"uri", "uriBaseId"}`` for a file under the working folder; an absolute
+    ``file://`` URI alone for one outside it (a base would make it relative)."""
+    uri = artifact_uri(path)
+    if uri.startswith("file:"):
+        return {"uri": uri}
+    return {"uri": uri, "uriBaseId": "%SRCROOT%"}
 
 
 def _region(finding: Finding) -> dict:
@@ -61,10 +71,7 @@ def _result(finding: Finding, index: int) -> dict:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {
-                        "uri": artifact_uri(finding.path),
-                        "uriBaseId": "%SRCROOT%",
-                    },
+                    "artifactLocation": artifact_location(finding.path),
                     "region": _region(finding),
                 }
             }
@@ -78,10 +85,7 @@ def _result(finding: Finding, index: int) -> dict:
                 "id": number,
                 "message": {"text": place["message"]},
                 "physicalLocation": {
-                    "artifactLocation": {
-                        "uri": artifact_uri(place["path"]),
-                        "uriBaseId": "%SRCROOT%",
-                    },
+                    "artifactLocation": artifact_location(place["path"]),
                     "region": {"startLine": place["line"], "startColumn": place["column"]},
                 },
             }

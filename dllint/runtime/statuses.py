@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dllint.finding import Finding
 from dllint.runtime.events import LOSS, Event
@@ -87,10 +87,23 @@ def _status(finding: Finding, inside: list[Event]) -> TracedFinding:
     # A batch of one cannot refute: (1, 1) against (1,) is the same bug, one sample wide.
     suspicious = suspicious or [event for event in inside if event.hidden_by_batch_of_one]
     if suspicious:
-        return TracedFinding(finding, CONFIRMED, suspicious[0])
+        seen = suspicious[0]
+        message = (
+            f"{_without_hint(finding.message)} `dllint trace` confirmed it: {seen.describe()}."
+        )
+        return TracedFinding(replace(finding, message=message), CONFIRMED, seen)
     if inside:
-        return TracedFinding(finding, REFUTED, _outermost(inside))
+        message = f"{_without_hint(finding.message)} `dllint trace` saw no broadcast here."
+        return TracedFinding(replace(finding, message=message), REFUTED, _outermost(inside))
     return TracedFinding(finding, NOT_REACHED)
+
+
+TRACE_HINT = " Run `dllint trace` to confirm."
+
+
+def _without_hint(message: str) -> str:
+    """The static message less its advice to run the tracer, which has now run."""
+    return message[: -len(TRACE_HINT)] if message.endswith(TRACE_HINT) else message
 
 
 def _outermost(events: list[Event]) -> Event:
