@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from dllint import __version__
@@ -537,8 +536,6 @@ def _check_groups(args, catalog, known, default, overrides):
         files += report.files
     if not files:  # an empty folder, or every path excluded: say so (exit 0, as ruff)
         _say(args, "dllint: warning: no Python files found under the given paths")
-    # --fix does not rewrite notebooks, so their findings offer no fix
-    findings = [replace(f, fix=None) if f.cell is not None else f for f in findings]
     findings.sort(key=lambda f: f.sort_key())
     return findings, tracebacks
 

@@ -370,17 +370,20 @@ def write_atomically(path: str, data: bytes) -> None:
 
 
 def fix_file(path: str, rules, unsafe: bool = False) -> FileFix | None:
-    """Fix one Python file with ``rules`` (classes); None when it cannot be read or
-    decoded (the check has reported that already). Notebooks are not rewritten."""
+    """Fix one Python file or notebook with ``rules`` (classes); None when it cannot
+    be read or decoded (the check has reported that already)."""
     from dllint.source import ParseFailure, decode
 
-    if path.endswith(".ipynb"):
-        return None
     try:
         with open(path, "rb") as handle:
             data = handle.read()
         before = decode(data)
     except (OSError, ParseFailure):
         return None
-    after, applied = fix_text(before, path, rules, unsafe)
+    if path.endswith(".ipynb"):  # the cells' sources only; outputs and layout kept
+        from dllint.notebook import fix_notebook_text
+
+        after, applied = fix_notebook_text(before, path, rules, unsafe)
+    else:
+        after, applied = fix_text(before, path, rules, unsafe)
     return FileFix(path, before, after, applied, SourceStyle.of(data), data)

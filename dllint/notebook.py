@@ -371,3 +371,75 @@ def check_cells(text: str, origin: list[Origin], path: str, rules, report=None) 
         _map(finding, origin) if finding.path == path else finding  # another file's
         for finding in check_text(text, path, rules, report)
     ]
+
+
+# -- fixing ---------------------------------------------------------------------------
+
+
+def _layout(document, text: str) -> dict | None:
+    """The ``json.dumps`` arguments that write ``document`` back as ``text`` exactly
+    (nbformat writes ``indent=1, ensure_ascii=False`` and a final newline); None when
+    no usual layout does, so the notebook is not rewritten."""
+    for indent in (1, 2, 4, None):
+        for ensure_ascii in (False, True):
+            dumped = json.dumps(document, indent=indent, ensure_ascii=ensure_ascii)
+            for end in ("\n", ""):
+                if dumped + end == text:
+                    return {"indent": indent, "ensure_ascii": ensure_ascii, "end": end}
+    return None
+
+
+def fix_notebook_text(text: str, path: str, rules, unsafe: bool = False) -> tuple[str, int]:
+    """The notebook's JSON with the fixes applied to its code cells' sources only
+    (outputs, metadata and the JSON layout untouched), and how many applied. The
+    text comes back unchanged when a fix would touch a line IPython syntax changed,
+    or the notebook's layout cannot be written back exactly."""
+    from dllint.fixes import fix_text
+
+    try:
+        document = json.loads(text)
+        cells = document.get("cells") if isinstance(document, dict) else None
+        language = _language(document) if isinstance(document, dict) else None
+    except (ValueError, RecursionError):
+        return text, 0
+    layout = _layout(document, text) if isinstance(cells, list) else None
+    if layout is None or (language is not None and language not in ("python", "python3")):
+        return text, 0
+    code_cells = [
+        (number, cell)
+        for number, cell in enumerate(cells, start=1)
+        if isinstance(cell, dict) and cell.get("cell_type") == "code"
+    ]
+    sources = {number: _source_text(cell.get("source", "")) for number, cell in code_cells}
+    if any(source is None or "\r" in source for source in sources.values()):
+        return text, 0
+    joined, origin = cells_source(sources.items(), [])
+    fixed, applied = fix_text(joined, path, rules, unsafe)
+    before, after = joined.split("\n"), fixed.split("\n")
+    if not applied or len(before) != len(after) or len(after) - 1 != len(origin):
+        return text, 0
+    lines = {number: source.split("\n") for number, source in sources.items()}
+    for index, (old, new) in enumerate(zip(before, after, strict=True)):
+        if old == new:
+            continue
+        place = origin[index]
+        written = lines[place.cell][place.line - 1]
+        indent = old[: len(old) - len(old.lstrip())]
+        body = old[len(indent) :]  # the statement, after the cell's indent or a %time
+        if not (written.endswith(body) and new.startswith(indent)):
+            return text, 0  # a line IPython syntax rewrote (``pass  # %magic``)
+        lines[place.cell][place.line - 1] = written[: len(written) - len(body)] + new[len(indent) :]
+    for number, cell in code_cells:
+        source = "\n".join(lines[number])
+        if isinstance(cell.get("source"), list):
+            cell["source"] = source.splitlines(keepends=True)
+        else:
+            cell["source"] = source
+    dumped = json.dumps(document, indent=layout["indent"], ensure_ascii=layout["ensure_ascii"])
+    return dumped + layout["end"], applied
+
+
+def _source_text(source) -> str | None:
+    if isinstance(source, list) and all(isinstance(part, str) for part in source):
+        return "".join(source)
+    return source if isinstance(source, str) else None
