@@ -13,7 +13,10 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 BIN = Path(sys.executable).parent
 MARKER = re.compile(r"#\s*expect:\s*(DL\d{3})")
-PY_FIXTURES = sorted(str(p) for p in FIXTURES.rglob("*.py"))
+PROJECTS = FIXTURES / "projects"
+# Single-file fixtures: flake8 checks one file at a time, and a finding that one file
+# causes in another (a helper's) is reported only by ``dllint check`` (see below).
+PY_FIXTURES = sorted(str(p) for p in FIXTURES.rglob("*.py") if PROJECTS not in p.parents)
 
 
 def flake8(*args: str, cwd: Path | None = None) -> list[str]:
@@ -100,3 +103,12 @@ def test_noqa_and_per_file_ignores_are_flake8s(tmp_path):
     assert {(n, c) for _, n, c in found} == {
         (n, "DL401") for n, line in enumerate(source.splitlines(), 1) if MARKER.search(line)
     }
+
+
+def test_flake8_sees_the_project_of_the_file_it_checks():
+    """train.py imports a model that ends in softmax from model.py: flake8, given
+    train.py alone, reports the loss call there, and nothing in model.py."""
+    project = PROJECTS / "pos_softmax_head_in_model_py"
+    found = line_and_code(flake8("train.py", cwd=project))
+    assert found == {("train.py", 14, "DL301")}
+    assert line_and_code(flake8("model.py", cwd=project)) == set()
