@@ -16,7 +16,10 @@ import weakref
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 from dllint.runtime.compiled import CompiledRegions, untraced_compile
 from dllint.runtime.findings import RuntimeFinding
@@ -24,7 +27,7 @@ from dllint.runtime.gradients import Gradients
 from dllint.runtime.modules import Modules
 from dllint.runtime.nonfinite import NonFinite, learning_rates
 from dllint.runtime.overfit import Overfit
-from dllint.runtime.recorder import Watcher
+from dllint.runtime.recorder import Recorder, Trace, Watcher
 
 GROWTH = 100.0  # a loss that grew this much before going non-finite points at the lr
 
@@ -47,6 +50,8 @@ class RuntimeChecks(Watcher):
         self.regions = CompiledRegions()
         self.losses: list[float] = []
         self._optimizers: list[weakref.ref] = []
+        self.recorder: Recorder | None = None  # for ``checking()``
+        self._steps = 0
         self._found: list[RuntimeFinding] | None = None
         self._last_gradients: list[RuntimeFinding] = []
 
@@ -93,12 +98,26 @@ class RuntimeChecks(Watcher):
     def optimizers(self) -> list:
         return [opt for opt in (ref() for ref in self._optimizers) if opt is not None]
 
-    def after_step(self, optimizer, args, kwargs) -> None:
+    def before_step(self, optimizer, args, kwargs) -> None:
         if self.nonfinite is not None:
-            self.nonfinite.after_step(optimizer, self.modules.names, self.curve_text(optimizer))
+            self.nonfinite.paused = True  # the parameters are checked after the step
         if self.gradients is not None:
-            # a model local to the script's main() is gone once main() returns: keep the
-            # verdict of the last step for a script that runs to its end
+            with self.regions.set_aside():  # the hooks' own torch calls go unrecorded
+                self.gradients.before_step(optimizer, args, kwargs)
+
+    def after_step(self, optimizer, args, kwargs) -> None:
+        with self.regions.set_aside():
+            self._after_step(optimizer)
+        if self.nonfinite is not None:
+            self.nonfinite.paused = False
+
+    def _after_step(self, optimizer) -> None:
+        if self.nonfinite is not None:
+            self.nonfinite.after_step(optimizer, self.modules.names, self.curve_text)
+        self._steps += 1
+        if self.gradients is not None and self._steps & (self._steps - 1) == 0:
+            # a model local to the script's main() is gone once main() returns: keep a
+            # verdict for a script that runs to its end (at steps 1, 2, 4, 8...: cheap)
             try:
                 self._last_gradients = self.gradients.findings(self.display)
             except Exception:
@@ -134,10 +153,10 @@ class RuntimeChecks(Watcher):
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.modules.watching())
             stack.enter_context(untraced_compile(self.regions))
-            if self.gradients is not None:
-                stack.enter_context(self.gradients.hooks())
-            handle = register_optimizer_step_post_hook(self.after_step)
-            stack.callback(handle.remove)
+            before = register_optimizer_step_pre_hook(self.before_step)
+            stack.callback(before.remove)
+            after = register_optimizer_step_post_hook(self.after_step)
+            stack.callback(after.remove)
             if self.overfit is not None:
                 stack.enter_context(self.overfit.repeating(steps))
             yield
@@ -173,3 +192,25 @@ def _value(tensor) -> float | None:
             return float(tensor.detach().float().sum())
     except Exception:
         return None
+
+
+@contextlib.contextmanager
+def checking(checks: RuntimeChecks | None = None) -> Iterator[tuple[Trace, RuntimeChecks]]:
+    """What ``dllint trace`` runs by default around a block: the shape recorder with the
+    runtime checks (DL601, DL602) listening::
+
+        checks = RuntimeChecks()
+        with checking(checks):
+            model = Net()  # built inside: DL602 names its parameters
+        for batch in batches:
+            with checking(checks) as (trace, _):
+                train_step(model, batch)
+        print([f.finding.message for f in checks.findings()])
+    """
+    checks = checks or RuntimeChecks()
+    if checks.recorder is None:  # one recorder for all the blocks, as for one run
+        checks.recorder = Recorder(Trace(), None, checks)
+    recorder = checks.recorder
+    checks.regions.modes = [recorder]
+    with checks.installed(1), recorder:
+        yield recorder.trace, checks

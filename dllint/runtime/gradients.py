@@ -19,12 +19,10 @@ qualified names (``aux_head.weight``).
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from dllint.runtime.codes import NO_GRADIENT
 from dllint.runtime.findings import RuntimeFinding
@@ -65,14 +63,6 @@ class Gradients:
     def _had_gradient(self, parameter) -> bool:
         ref = self._alive.get(id(parameter))
         return ref is not None and ref() is parameter
-
-    @contextlib.contextmanager
-    def hooks(self) -> Iterator[None]:
-        handle = register_optimizer_step_pre_hook(self.before_step)
-        try:
-            yield
-        finally:
-            handle.remove()
 
     # -- the verdict -------------------------------------------------------------------
     def findings(self, display: Callable[[str], str]) -> list[RuntimeFinding]:

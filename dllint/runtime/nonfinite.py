@@ -2,9 +2,13 @@
 optimizer step that made the parameters non-finite.
 
 Cost decides the design. Every torch call the script makes that returns a floating
-tensor (views left out: they cannot make a new value) gets one flag computed where
-the tensor lives, ``isfinite(out).all()``, kept on that device with the call's name and
-the user's line; nothing is read back per operation, so CUDA never waits. Once per
+tensor (views left out: they cannot make a new value; the optimizer's own updates too:
+the parameters are checked after the step) gets one flag computed where the tensor
+lives, the sum of the output in float32 at least (one reduction, no allocation: NaN and
+inf make it non-finite; ``isfinite(out).all()`` costs a hundred times more on the CPU),
+kept on that device with the call's name and the user's line; nothing is read back per
+operation, so CUDA never waits. A sum that overflowed without a non-finite element is
+told apart when the flags are read, if the output is still alive. Once per
 step, when ``backward()`` is called, the loss is read (one host sync): when it is
 finite the flags are dropped unread; when it is not, the flags are read once and
 walked in the order the calls ran: the origin is the first call whose output was
@@ -63,7 +67,7 @@ class _Call:
 
     name: str
     place: Place | None
-    flag: torch.Tensor  # isfinite(out).all(), on the output's device
+    flag: torch.Tensor  # the output's sum, on its device: non-finite if the output was
     sources: tuple[int, ...]  # earlier calls whose outputs it took
     inputs: tuple  # weak references to its tensor inputs from outside the step's calls
     output: weakref.ref
@@ -79,13 +83,14 @@ class NonFinite:
         self.display = display
         self.active = True
         self.found: RuntimeFinding | None = None
+        self.paused = False  # inside an optimizer step
         self._names: dict = {}
         self._calls: list[_Call] = []
         self._outputs: dict[int, tuple[weakref.ref, int]] = {}
 
     # -- every call --------------------------------------------------------------------
     def after_op(self, recorder, func, args, kwargs, result) -> None:
-        if not isinstance(result, torch.Tensor):
+        if self.paused or not isinstance(result, torch.Tensor):
             return
         try:
             name = self._names[func]
@@ -98,7 +103,12 @@ class NonFinite:
         try:
             if name in VIEWS:
                 self._alias(args, result)
-            elif result.is_floating_point() and result.device.type != "meta":
+            elif (
+                result.is_floating_point()
+                and result.device.type != "meta"
+                and not result.is_sparse
+                and result.numel()
+            ):
                 self._record(recorder, name, args, kwargs, result)
         except Exception:  # the check must never break the script: stop checking
             self.active = False
@@ -127,7 +137,7 @@ class NonFinite:
         call = _Call(
             name,
             recorder.user_place(),
-            torch.isfinite(result).all(),
+            _flag(result),
             tuple(sources),
             tuple(inputs),
             weakref.ref(result),
@@ -174,6 +184,9 @@ class NonFinite:
         for index, (call, finite) in enumerate(zip(self._calls, flags, strict=True)):
             if finite:
                 continue
+            output = call.output()
+            if output is not None and bool(torch.isfinite(output).all()):
+                continue  # the sum overflowed, the values are finite
             inherited = any(source in bad for source in call.sources)
             bad.add(index)
             if inherited or call.deliberate:
@@ -188,7 +201,7 @@ class NonFinite:
             return call, outside
         return None
 
-    def after_step(self, optimizer, names: Callable[[], dict], history: str) -> None:
+    def after_step(self, optimizer, names: Callable[[], dict], curve: Callable[[], str]) -> None:
         """The parameters of ``optimizer`` just changed: still finite?"""
         if self.found is not None or not self.active:
             return
@@ -208,6 +221,8 @@ class NonFinite:
         if place is None:
             return
         from dllint.runtime.gradients import listed
+
+        history = curve()
 
         if grads_bad:
             message = (
@@ -242,6 +257,8 @@ def _stats(name: str, args, result: torch.Tensor) -> torch.Tensor | None:
     """For the operations that make NaN and inf from finite inputs: [min, max, zeros,
     negatives, non-finite, count] of the operand that decides it, then the output's
     [NaN, inf, -inf] counts; a few numbers on the device."""
+    if name in POWERS and len(args) > 1 and _whole(args[1]):
+        return None  # x ** 2 makes no NaN out of finite numbers
     if name in LOGS or name in ROOTS or name in RECIPROCALS or name in POWERS:
         operand = args[0] if args else None
     elif name in DIVISIONS:
@@ -257,30 +274,47 @@ def _stats(name: str, args, result: torch.Tensor) -> torch.Tensor | None:
     x, out = operand.detach(), result.detach()
     if x.device != out.device:
         return None
+    with torch.no_grad():
+        return _stack(x, out)
+
+
+def _stack(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [
             x.amin().float(),
             x.amax().float(),
             (x == 0).sum().float(),
             (x < 0).sum().float(),
-            (~torch.isfinite(x)).sum().float(),
+            ((x - x) != 0).sum().float(),  # NaN for NaN and inf: isfinite is slow on CPU
             torch.tensor(float(x.numel()), device=x.device),
-            torch.isnan(out).sum().float(),
-            torch.isposinf(out).sum().float(),
-            torch.isneginf(out).sum().float(),
+            (out != out).sum().float(),
+            (out == math.inf).sum().float(),
+            (out == -math.inf).sum().float(),
             torch.tensor(float(out.numel()), device=x.device),
         ]
     )
 
 
+def _whole(exponent) -> bool:
+    """A whole, non-negative Python exponent."""
+    return isinstance(exponent, (int, float)) and exponent >= 0 and float(exponent).is_integer()
+
+
+def _flag(result: torch.Tensor) -> torch.Tensor:
+    """One reduction on the output's device, non-finite when the output held NaN or inf."""
+    if result.element_size() < 4:  # float16, bfloat16, float8: sum in float32
+        return result.detach().sum(dtype=torch.float32)
+    return result.detach().sum()
+
+
 def _read(flags: list[torch.Tensor]) -> list[bool]:
-    """The flags as Python booleans, one transfer per device."""
+    """Whether each flag is finite, one transfer per device."""
     by_device: dict = {}
     for index, flag in enumerate(flags):
         by_device.setdefault(flag.device, []).append(index)
     values = [True] * len(flags)
     for indices in by_device.values():
-        read = torch.stack([flags[i] for i in indices]).tolist()
+        read = torch.isfinite(torch.stack([flags[i] for i in indices])).tolist()
         for i, value in zip(indices, read, strict=True):
             values[i] = bool(value)
     return values
