@@ -167,3 +167,19 @@ def test_related_place_in_json_and_sarif(tmp_path: Path, monkeypatch) -> None:
     (related,) = result["relatedLocations"]
     assert related["physicalLocation"]["artifactLocation"]["uri"] == "model.py"
     assert related["physicalLocation"]["region"] == {"startLine": 14, "startColumn": 62}
+
+
+def test_without_a_root_marker_the_working_folder_is_searched(tmp_path: Path, monkeypatch) -> None:
+    """A repository exported without .git or pyproject.toml: ``tools/train.py`` imports
+    the top-level ``models`` package, found from the folder dllint runs in."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    source = PROJECTS[[p.name for p in PROJECTS].index("pos_star_reexports_and_dotted_imports")]
+    shutil.copytree(source, repo)
+    (repo / "setup.cfg").unlink()
+    train = repo / "tools" / "train_resnet.py"
+    monkeypatch.chdir(tmp_path)
+    assert check_file(str(train), all_rules()) == []  # run from elsewhere: not found
+    monkeypatch.chdir(repo)
+    assert [(f.line, f.code) for f in check_file(str(train), all_rules())] == [(13, "DL302")]

@@ -18,6 +18,7 @@ and only modules of the project (``roots``).
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import os
 import re
@@ -101,8 +102,12 @@ class _Builder:
             return self.kinds.get((module, name))
         self.seen.add((module, name))
         summary = summary_of(module)
-        if summary is None or name not in summary.bound:
+        if summary is None:
             return None
+        if name not in summary.bound:
+            kind = self._through_star_imports(module, summary, name, hops)
+            self.kinds[(module, name)] = kind
+            return kind
         index = summary.bound[name]
         statement = summary.statements[index]
         if statement.kind == "import":
@@ -148,6 +153,26 @@ class _Builder:
         if imported != name:
             selection.aliases.append(alias(name, imported, kind))
         return kind
+
+    def _through_star_imports(self, module, summary, name, hops) -> str | None:
+        """``name`` re-exported by ``from .resnet import *`` in a package's
+        ``__init__``: copied from the first project module that binds it."""
+        if hops >= MAX_HOPS:
+            return None
+        for statement in summary.statements:
+            info = statement.imports
+            if not isinstance(info, ImportFrom) or info.names != (("*", "*"),):
+                continue
+            target = resolve(module, info.level, info.module)
+            if target is None:
+                continue
+            kind = self.request(target, name, hops + 1)
+            if kind is not None:
+                selection = self._selection(module, summary)
+                if target not in selection.needs:
+                    selection.needs.append(target)
+                return kind
+        return None
 
     def _selection(self, module: str, summary: Summary) -> _Selection:
         if module not in self.selected:
@@ -217,12 +242,8 @@ def build(path: str, text: str) -> Prelude | None:
         copied = False
         for alias in node.names:
             names = [alias.name]
-            if alias.name == "*":
-                names = [
-                    n
-                    for n, i in summary.bound.items()
-                    if not n.startswith("_") and summary.statements[i].kind in ("def", "class")
-                ]
+            if alias.name == "*":  # what the file uses and does not bind itself
+                names = sorted(_free_names(tree))
             elif alias.name not in summary.bound and target.endswith("__init__.py"):
                 submodule = module_file(os.path.dirname(target), alias.name)
                 if submodule is not None:  # ``from package import model``
@@ -245,18 +266,42 @@ def build(path: str, text: str) -> Prelude | None:
     return _assemble(path, text, builder, direct, aliases, blank, renames)
 
 
+def _free_names(tree: ast.Module) -> set[str]:
+    """Names the module reads but never binds: what a star import may provide."""
+    bound: set[str] = set()
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    return {name for name in read - bound if not hasattr(builtins, name)}
+
+
 def _module_imports(path: str, node: ast.Import, modules: dict[str, str]) -> bool:
-    """Record ``import model`` / ``import pkg.model as m`` of project files under
-    the name they bind; True when every name the statement binds is one."""
+    """Record ``import model``, ``import pkg.model as m`` and ``import pkg.model``
+    of project files under the dotted name their uses start with (``model``, ``m``,
+    ``pkg.model``); True when every module the statement imports is one."""
     found = 0
     for alias in node.names:
-        if alias.asname is None and "." in alias.name:
-            continue  # ``import a.b`` binds ``a``; its uses are ``a.b.X``: not followed
         target = resolve(path, 0, alias.name)
         if target is not None:
             modules[alias.asname or alias.name] = target
             found += 1
     return found == len(node.names) and found > 0
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
 
 
 def _module_attributes(tree, text, modules, builder, direct, aliases) -> list[Rename]:
@@ -267,19 +312,16 @@ def _module_attributes(tree, text, modules, builder, direct, aliases) -> list[Re
         return []
     renames: list[Rename] = []
     for node in ast.walk(tree):
-        if not (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in modules
-            and isinstance(node.ctx, ast.Load)
-        ):
+        if not isinstance(node, ast.Attribute) or not isinstance(node.ctx, ast.Load):
             continue
-        local, attribute = node.value.id, node.attr
+        local, attribute = _dotted(node.value), node.attr
+        if local not in modules:
+            continue
         target = modules[local]
         kind = builder.request(target, attribute)
         if kind is None:
             continue
-        mangled = f"{local}_{attribute}"
+        mangled = f"{local.replace('.', '_')}_{attribute}"
         rename = Rename(node.lineno, node.col_offset, f"{local}.{attribute}", mangled)
         renames.append(rename)
         if target not in direct:

@@ -4,9 +4,10 @@ The root is the nearest folder above the file holding ``pyproject.toml``,
 ``setup.cfg``, ``setup.py`` or ``.git`` (as ruff and pyright find it), never above a
 ``site-packages`` folder. Imports resolve, in this order, against the file's own
 folder (Python puts a script's folder first on ``sys.path``), the root and the
-root's ``src/``. Installed packages are never read: a module found only in the
-environment stays unknown, and the built-in knowledge of torch, torchvision,
-timm and the rest applies to it as before.
+root's ``src/``; without a marker, also the working folder when it holds the
+file. Installed packages are never read: a module found only in the environment
+stays unknown, and the built-in knowledge of torch, torchvision, timm and the rest
+applies to it as before.
 
 Nothing here imports or runs project code; it only looks at paths and text.
 """
@@ -37,19 +38,27 @@ def installed(path: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def project_root(folder: str) -> str:
-    """The project root of a file in ``folder`` (absolute): the nearest folder with
-    a root marker, else the outermost package folder's parent, else ``folder``."""
+def marked_root(folder: str) -> str | None:
+    """The nearest folder from ``folder`` up holding a root marker, if any."""
     current = folder
     while True:
         if os.path.basename(current) in INSTALL_FOLDERS:
-            break
+            return None
         if any(os.path.exists(os.path.join(current, marker)) for marker in ROOT_MARKERS):
             return current
         parent = os.path.dirname(current)
         if parent == current:
-            break
+            return None
         current = parent
+
+
+@lru_cache(maxsize=4096)
+def project_root(folder: str) -> str:
+    """The project root of a file in ``folder`` (absolute): the nearest folder with
+    a root marker, else the outermost package folder's parent, else ``folder``."""
+    marked = marked_root(folder)
+    if marked is not None:
+        return marked
     top = folder
     while os.path.isfile(os.path.join(top, "__init__.py")):
         parent = os.path.dirname(top)
@@ -64,6 +73,12 @@ def search_folders(path: str) -> tuple[str, ...]:
     folder = os.path.dirname(os.path.abspath(path))
     root = project_root(folder)
     folders = [folder, root, os.path.join(root, "src")]
+    if marked_root(folder) is None:
+        # No marker (a repository exported without .git): the folder dllint runs in,
+        # when it holds the file, is where such a project is usually run from too.
+        here = os.getcwd()
+        if folder == here or folder.startswith(here + os.sep):
+            folders.append(here)
     seen: list[str] = []
     for candidate in folders:
         if candidate not in seen and os.path.isdir(candidate):
