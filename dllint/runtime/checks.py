@@ -62,6 +62,12 @@ class RuntimeChecks(Watcher):
             check.after_op(recorder, func, args, kwargs, result)
 
     def before_backward(self, recorder, args, kwargs) -> None:
+        try:
+            self._before_backward(recorder, args, kwargs)
+        except Exception:  # a check must never break the script's backward()
+            pass
+
+    def _before_backward(self, recorder, args, kwargs) -> None:
         tensor = args[0] if args else kwargs.get("tensors", kwargs.get("self"))
         value = _value(tensor)
         if value is not None:
@@ -80,7 +86,10 @@ class RuntimeChecks(Watcher):
 
     def after_backward(self) -> None:
         if self.gradients is not None:
-            self.gradients.after_backward()
+            try:
+                self.gradients.after_backward()
+            except Exception:
+                pass
 
     def after_loss(self, op, args, kwargs) -> None:
         if self.overfit is not None:
@@ -103,11 +112,17 @@ class RuntimeChecks(Watcher):
             self.nonfinite.paused = True  # the parameters are checked after the step
         if self.gradients is not None:
             with self.regions.set_aside():  # the hooks' own torch calls go unrecorded
-                self.gradients.before_step(optimizer, args, kwargs)
+                try:
+                    self.gradients.before_step(optimizer, args, kwargs)
+                except Exception:
+                    pass
 
     def after_step(self, optimizer, args, kwargs) -> None:
         with self.regions.set_aside():
-            self._after_step(optimizer)
+            try:
+                self._after_step(optimizer)
+            except Exception:  # a check must never break the script's step()
+                pass
         if self.nonfinite is not None:
             self.nonfinite.paused = False
 

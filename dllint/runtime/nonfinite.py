@@ -73,6 +73,7 @@ class _Call:
     output: weakref.ref
     deliberate: bool  # a non-finite Python number among its arguments (-inf masks)
     stats: torch.Tensor | None  # see _stats
+    sizes: tuple[int, int] = (0, 0)  # the operand's and the output's element counts
 
 
 class NonFinite:
@@ -142,7 +143,7 @@ class NonFinite:
             tuple(inputs),
             weakref.ref(result),
             deliberate,
-            _stats(name, args, result),
+            *_stats(name, args, result),
         )
         self._calls.append(call)
         self._outputs[id(result)] = (call.output, index)
@@ -157,10 +158,16 @@ class NonFinite:
         if self.found is not None or not self.active:
             return
         try:
+            self._explain(loss, place, history)
+        except Exception:  # never break the script's backward()
+            self.active = False
+        self.forget()
+
+    def _explain(self, loss: float, place: Place | None, history: str) -> None:
+        try:
             origin = self._origin()
         except Exception:
             origin = None
-        self.forget()
         if origin is None:
             if place is not None:
                 message = (
@@ -253,10 +260,15 @@ def _flat(args, kwargs):
             yield value
 
 
-def _stats(name: str, args, result: torch.Tensor) -> torch.Tensor | None:
-    """For the operations that make NaN and inf from finite inputs: [min, max, zeros,
-    negatives, non-finite, count] of the operand that decides it, then the output's
-    [NaN, inf, -inf] counts; a few numbers on the device."""
+def _stats(name: str, args, result: torch.Tensor) -> tuple:
+    """For the operations that make NaN and inf from finite inputs: ([min, max, zeros,
+    negatives, non-finite] of the operand that decides it and the output's [NaN, inf,
+    -inf] counts, a few numbers left on the device; (operand size, output size))."""
+    found = _operand_stats(name, args, result)
+    return (None, (0, 0)) if found is None else found
+
+
+def _operand_stats(name: str, args, result: torch.Tensor) -> tuple | None:
     if name in POWERS and len(args) > 1 and _whole(args[1]):
         return None  # x ** 2 makes no NaN out of finite numbers
     if name in LOGS or name in ROOTS or name in RECIPROCALS or name in POWERS:
@@ -274,8 +286,7 @@ def _stats(name: str, args, result: torch.Tensor) -> torch.Tensor | None:
     x, out = operand.detach(), result.detach()
     if x.device != out.device:
         return None
-    with torch.no_grad():
-        return _stack(x, out)
+    return _stack(x, out), (x.numel(), out.numel())
 
 
 def _stack(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -286,11 +297,9 @@ def _stack(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
             (x == 0).sum().float(),
             (x < 0).sum().float(),
             ((x - x) != 0).sum().float(),  # NaN for NaN and inf: isfinite is slow on CPU
-            torch.tensor(float(x.numel()), device=x.device),
             (out != out).sum().float(),
             (out == math.inf).sum().float(),
             (out == -math.inf).sum().float(),
-            torch.tensor(float(out.numel()), device=x.device),
         ]
     )
 
@@ -367,8 +376,8 @@ def _origin_message(call: _Call, outside: list, loss: float, history: str) -> st
         )
     output = call.output()
     if call.stats is not None:
-        nan, pos, neg, total = (int(v) for v in call.stats[6:].tolist())
-        made = _counts(nan, pos, neg, total)
+        nan, pos, neg = (int(v) for v in call.stats[5:].tolist())
+        made = _counts(nan, pos, neg, call.sizes[1])
     else:
         made = _made(output) if output is not None else "NaN or inf"
     facts = _operand_facts(call)
@@ -398,8 +407,8 @@ def _counts(nan: int, pos: int, neg: int, total: int) -> str:
 def _operand_facts(call: _Call) -> str:
     if call.stats is None:
         return ""
-    low, high, zeros, negatives, bad, count = (float(v) for v in call.stats[:6].tolist())
-    n = int(count)
+    low, high, zeros, negatives, bad = (float(v) for v in call.stats[:5].tolist())
+    n = call.sizes[0]
     name = call.name
     if bad:
         return f": its operand already held {int(bad)} non-finite of {n} elements"

@@ -124,14 +124,20 @@ class Overfit:
         map_style = not isinstance(loader.dataset, torch.utils.data.IterableDataset)
         sampler = loader.batch_sampler
         if map_style and sampler is not None and loader.collate_fn is not None:
-            indices = self._indices.get(loader)
-            if indices is None:
-                indices = self._indices[loader] = list(next(iter(sampler)))
+            try:
+                indices = self._indices.get(loader)
+                if indices is None:
+                    indices = self._indices[loader] = list(next(iter(sampler)))
 
-            def again():
-                return loader.collate_fn([loader.dataset[i] for i in indices])
+                def again():
+                    return loader.collate_fn([loader.dataset[i] for i in indices])
 
-            return again
+                first = again()  # a dataset that cannot be fetched this way: repeat instead
+            except Exception:
+                pass
+            else:
+                fetched = [first]
+                return lambda: fetched.pop() if fetched else again()
         batch = self._batches.get(loader)
         if batch is None:
             batch = self._batches[loader] = next(iter(original(loader)))
