@@ -26,6 +26,7 @@ from dllint.analysis.tree import argument, literal_value
 
 if TYPE_CHECKING:
     from dllint.analysis import ModuleFacts
+    from dllint.analysis.names import Names
 
 NO_GRAD = {
     "torch.no_grad": "torch.no_grad()",
@@ -39,7 +40,7 @@ SET_GRAD_ENABLED = ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled")
 LIGHTNING_EVAL_HOOK = re.compile(r"^(on_)?(validation|test|predict)_")
 EVALUATION_WORDS = frozenset(
     {"eval", "evaluate", "evaluation", "val", "valid", "validate", "validation", "test",
-     "testing", "predict", "prediction", "inference", "infer"}
+     "testing", "predict", "prediction", "predictions", "inference", "infer"}
 )  # fmt: skip
 MAX_CALLER_DEPTH = 3
 
@@ -68,8 +69,12 @@ def evaluation_reason(facts: ModuleFacts, node: cst.CSTNode, depth: int = 0) -> 
     return reasons[0] if all(reasons) else None
 
 
-def grad_disabling(facts: ModuleFacts, expr: cst.CSTNode) -> str | None:
-    """``torch.no_grad()``-like context managers and decorators, as the code shows them."""
+def grad_disabling(facts: ModuleFacts | Names, expr: cst.CSTNode) -> str | None:
+    """``torch.no_grad()``-like context managers and decorators, as the code shows them.
+
+    The one place that knows them: the evaluation regions of ``modes`` (DL501) and
+    the no-gradient code of this module (DL301, DL403...) both ask here. ``facts``
+    is anything with ``qualname`` (the module's facts, or its ``Names``)."""
     qualname = facts.qualname(expr.func if isinstance(expr, cst.Call) else expr)
     if qualname in NO_GRAD:
         if isinstance(expr, cst.Call):

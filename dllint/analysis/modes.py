@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from dllint.analysis.classes import ClassInfo, first_param
+from dllint.analysis.evaluation import EVALUATION_WORDS, grad_disabling
 from dllint.analysis.names import ITER
 from dllint.analysis.tree import argument, call_name, dotted, keyword, literal_value
 
@@ -76,20 +77,6 @@ BATCH_NORM_BODIES = (
     "shufflenet", "mnasnet", "inception", "googlenet",
 )  # fmt: skip
 
-NO_GRAD_CONTEXTS = {
-    "torch.no_grad": "torch.no_grad()",
-    "torch.autograd.no_grad": "torch.no_grad()",
-    "torch.autograd.grad_mode.no_grad": "torch.no_grad()",
-    "torch.inference_mode": "torch.inference_mode()",
-    "torch.autograd.inference_mode": "torch.inference_mode()",
-    "torch.autograd.grad_mode.inference_mode": "torch.inference_mode()",
-}
-SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
-
-EVALUATION_WORDS = {
-    "evaluate", "evaluation", "eval", "validate", "validation", "val", "valid",
-    "test", "testing", "predict", "prediction", "predictions", "infer", "inference",
-}  # fmt: skip
 TRAINING_WORDS = {"train", "training", "fit", "finetune", "trainer", "optimize", "update", "step"}
 HELD_OUT_WORDS = {
     "val", "valid", "validation", "test", "testing", "holdout", "heldout",
@@ -827,26 +814,13 @@ class Modes:
         return None
 
     def _grad_context(self, expr: cst.CSTNode) -> str | None:
-        if not isinstance(expr, cst.Call):
-            return None
-        qualname = self.names.qualname(expr.func)
-        if qualname in NO_GRAD_CONTEXTS:
-            mode = argument(expr, 0, "mode")
-            if mode is not None and literal_value(mode) is not True:
-                return None
-            return NO_GRAD_CONTEXTS[qualname]
-        if qualname in SET_GRAD_ENABLED:
-            mode = argument(expr, 0, "mode")
-            if mode is not None and literal_value(mode) is False:
-                return "torch.set_grad_enabled(False)"
-        return None
+        """A ``with`` item that disables gradients (called: ``with torch.no_grad:``
+        without the call disables nothing)."""
+        return grad_disabling(self.names, expr) if isinstance(expr, cst.Call) else None
 
     def _decorated(self, function: cst.FunctionDef) -> str | None:
         for decorator in function.decorators:
-            expr = decorator.decorator
-            how = self._grad_context(expr)
-            if how is None and self.names.qualname(expr) in NO_GRAD_CONTEXTS:
-                how = NO_GRAD_CONTEXTS[self.names.qualname(expr)]
+            how = grad_disabling(self.names, decorator.decorator)
             if how is not None:
                 return f"@{how}"
         return None
