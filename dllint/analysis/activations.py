@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from dllint.analysis.classes import first_param
 from dllint.analysis.names import CALL, ITEM, ITER
 from dllint.analysis.tree import argument, dotted, literal_value
 from dllint.analysis.values import SEQUENTIAL
@@ -231,11 +230,8 @@ class _Finder:
         an instance of an in-module class (whose own ``softmax`` method it would be)."""
         receiver = call.func.value
         facts = self.facts
-        if isinstance(receiver, cst.Name):
-            method = facts.tree.function_of(call)
-            if method is not None and facts.tree.class_of(method) is not None:
-                if receiver.value == first_param(method):
-                    return False
+        if facts.classes.self_of(receiver) is not None:
+            return False
         if facts.qualname(receiver) is not None:
             return False
         return facts.values.instance_class(receiver) is None
@@ -511,14 +507,7 @@ def _patched(facts: ModuleFacts, attribute: str) -> bool:
     for target in tree.nodes(cst.AssignTarget):
         inner = target.target
         if isinstance(inner, cst.Attribute) and inner.attr.value == attribute:
-            base = inner.value
-            method = tree.function_of(inner)
-            if not (
-                isinstance(base, cst.Name)
-                and method is not None
-                and tree.class_of(method) is not None
-                and base.value == first_param(method)
-            ):
+            if facts.classes.self_of(inner.value) is None:
                 return True
     for call in facts.calls():
         if isinstance(call.func, cst.Name) and call.func.value == "setattr":

@@ -764,10 +764,9 @@ class Layers:
         if isinstance(expr, cst.Name):
             binding = self.names.binding_at(expr.value, expr)
             return binding.node if binding is not None and binding.kind == "def" else None
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
-            method = self.tree.function_of(expr)
-            owner = self.classes.enclosing(expr)
-            if method is not None and owner is not None and expr.value.value == first_param(method):
+        if isinstance(expr, cst.Attribute):
+            owner = self.classes.self_of(expr.value)
+            if owner is not None:
                 return owner.method(expr.attr.value)
         return None
 

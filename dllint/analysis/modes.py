@@ -302,13 +302,7 @@ class Modes:
 
     def _self_class(self, model: cst.CSTNode) -> ClassInfo | None:
         """The class whose instance ``model`` is when it is the method's ``self``."""
-        if not isinstance(model, cst.Name):
-            return None
-        method = self.tree.function_of(model)
-        owner = self.classes.enclosing(model)
-        if method is not None and owner is not None and model.value == first_param(method):
-            return owner
-        return None
+        return self.classes.self_of(model)
 
     # -- model calls -------------------------------------------------------------------
     def model_of_call(self, call: cst.Call) -> cst.BaseExpression | None:
