@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from dllint.analysis.classes import first_param
-from dllint.analysis.tree import literal_value
+from dllint.analysis.tree import dotted, literal_value
 
 if TYPE_CHECKING:
     from dllint.analysis.classes import Classes
@@ -50,6 +50,13 @@ MODULE_DICT = "torch.nn.ModuleDict"
 CONTAINER_KINDS = {SEQUENTIAL, MODULE_LIST, MODULE_DICT}
 ORDERED_DICTS = {"collections.OrderedDict", "typing.OrderedDict"}
 MAX_DEPTH = 12
+# torchvision classifiers whose forward ends with the named attribute (builder prefixes).
+TORCHVISION_HEADS = (
+    ("resnet", "fc"), ("resnext", "fc"), ("wide_resnet", "fc"), ("regnet", "fc"),
+    ("shufflenet", "fc"), ("densenet", "classifier"), ("mobilenet", "classifier"),
+    ("efficientnet", "classifier"), ("vgg", "classifier"), ("alexnet", "classifier"),
+    ("mnasnet", "classifier"), ("convnext", "classifier"),
+)  # fmt: skip
 
 # Statements and expressions under which a change may not run before the use.
 BRANCHES = (
@@ -220,6 +227,37 @@ class Containers:
             self._modules[key] = None  # a cycle is not evidence
             self._modules[key] = self._module(call)
         return self._modules[key]
+
+    def replaced_head(self, call: cst.Call) -> cst.BaseExpression | None:
+        """The module a torchvision classifier's head was replaced by, where its output is
+        the model's: ``model = resnet18(); model.fc = nn.Sequential(...)`` (one
+        unconditional assignment where the model is built, nothing else changing it)."""
+        qualname = self.names.qualname(call.func) or ""
+        if not qualname.startswith("torchvision.models."):
+            return None
+        builder = qualname.rsplit(".", 1)[1]
+        attribute = next((a for prefix, a in TORCHVISION_HEADS if builder.startswith(prefix)), None)
+        holder = self._module_holder(call) if attribute is not None else None
+        if holder is None:
+            return None
+        found = []
+        for node in self._attributes.get(attribute, ()):
+            if dotted(node.value) != holder.key.replace("self.", f"{holder.self_name}.", 1):
+                continue
+            parent = self.tree.parent.get(node)
+            if not isinstance(parent, cst.AssignTarget):
+                if self._changes_object(node):
+                    return None  # model.fc.add_module(...), model.fc[0] = ...
+                continue
+            assign = self.tree.parent.get(parent)
+            if self.tree.scope_of(node) is not holder.scope or not isinstance(assign, cst.Assign):
+                return None
+            if len(assign.targets) != 1 or self._conditional(node, holder.scope, None):
+                return None
+            if self.tree.order[node] < self.tree.order[call]:
+                continue  # an earlier model's head
+            found.append(assign.value)
+        return found[0] if len(found) == 1 else None
 
     def positions(self, node: cst.CSTNode) -> list[Position]:
         """Where the module built by ``node`` (a construction, or an element expression)

@@ -274,6 +274,11 @@ class Values:
             if held is not None and held.last is not None:
                 step(held.last, path)
                 return True
+        if isinstance(node, cst.Call):  # a torchvision classifier ends in its replaced head
+            head = self.containers.replaced_head(node)
+            if head is not None:
+                step(head, path)
+                return True
         return False
 
     def _forward_returns(self, info: ClassInfo, path, step) -> bool:
