@@ -71,6 +71,7 @@ class DllintServer(LanguageServer):
         self.changed_at: dict[str, float] = {}  # when each document last changed
         self.locks: dict[str, asyncio.Lock] = {}
         self.running: set[asyncio.Task] = set()  # the checks under way
+        self.opened: set[str] = set()  # Python files and notebooks open in the editor
         self.shown_error: str | None = None
 
     def lint(self) -> Linter:
@@ -305,16 +306,17 @@ class DllintServer(LanguageServer):
             contents=lsp.MarkupContent(lsp.MarkupKind.Markdown, "\n\n---\n\n".join(parts))
         )
 
-    def recheck_all(self) -> None:
-        """The configuration may have changed: check every open document again."""
-        self.lint().forget_configs()
-        notebooks = set(self.workspace.notebook_documents)
-        for uri in notebooks:
+    def recheck_all(self, configs: bool = True) -> None:
+        """Check every open document again: the configuration (``configs``) or a
+        saved file that others import may have changed."""
+        if configs:
+            self.lint().forget_configs()
+        for uri in sorted(self.opened):  # URIs as the client wrote them
             self.schedule(uri)
-        cells = {u for c in self.checked.values() if c.notebook for u in c.texts}
-        for uri in list(self.workspace.text_documents):
-            if uri not in cells and uri not in notebooks and _is_python(uri):
-                self.schedule(uri)
+
+    def is_python_document(self, uri: str) -> bool:
+        """An open Python file or notebook (not a cell: its notebook is checked)."""
+        return uri in self.opened
 
 
 def _is_python(uri: str) -> bool:
@@ -378,14 +380,18 @@ def build_server() -> DllintServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: DllintServer, params: lsp.DidOpenTextDocumentParams) -> None:
-        if _is_python(params.text_document.uri) or params.text_document.language_id == "python":
-            ls.schedule(params.text_document.uri)
+        uri = params.text_document.uri
+        if ls.workspace.get_notebook_document(cell_uri=uri) is not None:
+            return  # a cell: its notebook is checked
+        if _is_python(uri) or params.text_document.language_id == "python":
+            ls.opened.add(uri)
+            ls.schedule(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: DllintServer, params: lsp.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         notebook = ls.workspace.get_notebook_document(cell_uri=uri)
-        if notebook is None and uri in ls.checked:
+        if notebook is None and ls.is_python_document(uri):
             ls.schedule(uri, debounce=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
@@ -393,17 +399,20 @@ def build_server() -> DllintServer:
         uri = params.text_document.uri
         if uri.endswith("pyproject.toml"):
             ls.recheck_all()
-        elif uri in ls.checked and ls.checked[uri].notebook is None:
-            ls.schedule(uri)
+        elif ls.is_python_document(uri):
+            # the others may import what was saved (the project index reads the disk)
+            ls.recheck_all(configs=False)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: DllintServer, params: lsp.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        ls.opened.discard(uri)
         if ls.checked.pop(uri, None) is not None:
             ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_OPEN)
     def notebook_open(ls: DllintServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
+        ls.opened.add(params.notebook_document.uri)
         ls.schedule(params.notebook_document.uri)
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
@@ -416,6 +425,7 @@ def build_server() -> DllintServer:
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CLOSE)
     def notebook_close(ls: DllintServer, params: lsp.DidCloseNotebookDocumentParams) -> None:
+        ls.opened.discard(params.notebook_document.uri)
         checked = ls.checked.pop(params.notebook_document.uri, None)
         for cell_uri in checked.texts if checked else ():
             ls.checked.pop(cell_uri, None)

@@ -275,6 +275,14 @@ async def test_cross_file_finding_points_at_the_other_file(client, tmp_path):
     model = (tmp_path / "model.py").read_text("utf-8").splitlines()
     line = related.location.range.start.line
     assert "Softmax" in model[line] and "applied here" in related.message
+    # the user drops the softmax from model.py and saves it: train.py is checked again
+    fixed = (tmp_path / "model.py").read_text("utf-8").replace(", nn.Softmax(dim=1)", "")
+    assert "Softmax" not in fixed
+    model_uri = open_file(client, tmp_path / "model.py", fixed)
+    client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(model_uri))
+    )
+    await diagnostics(client, uri, lambda d: "DL301" not in {x.code for x in d})
 
 
 @pytest.mark.asyncio
