@@ -459,7 +459,8 @@ class _LogitFinder(_Finder):
                     else [ancestor.target]
                 )
                 return any(
-                    isinstance(t, cst.Attribute) and _patched(facts, t.attr.value) for t in targets
+                    isinstance(t, cst.Attribute) and _patched(facts, t.attr.value, ancestor)
+                    for t in targets
                 )
             if isinstance(ancestor, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
                 return False
@@ -500,12 +501,16 @@ def _builds_module(facts: ModuleFacts, expr: cst.CSTNode) -> bool:
     return (facts.qualname(expr.func) or "").startswith("torch.nn.")
 
 
-def _patched(facts: ModuleFacts, attribute: str) -> bool:
+def _patched(facts: ModuleFacts, attribute: str, built: cst.CSTNode | None = None) -> bool:
     """``model.<attribute> = ...`` outside the class's own methods (``self.`` is how
-    the class builds it), or ``setattr(model, "<attribute>", ...)``."""
+    the class builds it), or ``setattr(model, "<attribute>", ...)``; not ``built``, the
+    assignment that makes the layer (``model.fc = nn.Linear(512, 1)`` replacing a
+    torchvision head)."""
     tree = facts.tree
     for target in tree.nodes(cst.AssignTarget):
         inner = target.target
+        if tree.parent.get(target) is built:
+            continue
         if isinstance(inner, cst.Attribute) and inner.attr.value == attribute:
             if facts.classes.self_of(inner.value) is None:
                 return True
