@@ -219,6 +219,16 @@ async def test_notebook_cells_are_one_module_and_findings_land_on_their_cell(cli
     found = await diagnostics(client, cell_uri["loop"])
     assert codes(found) == [(2, "DL401")]  # the optimizer comes from the setup cell
     assert await diagnostics(client, cell_uri["setup"]) == []
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(cell_uri["loop"]),
+            found[0].range,
+            lsp.CodeActionContext(found),
+        )
+    )
+    [ignore] = actions  # notebooks get no fixes, as with dllint check --fix
+    assert ignore.title == "Ignore DL401 on this line"
+    assert apply_edit(sources["loop"], ignore.edit).endswith("optimizer.step()  # noqa: DL401\n")
     # the user adds zero_grad() in the loop cell: its finding clears
     client.notebook_document_did_change(
         lsp.DidChangeNotebookDocumentParams(
