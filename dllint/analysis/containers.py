@@ -181,6 +181,7 @@ class _Holder:
     key: str
     scope: Scope
     self_name: str | None = None
+    param: cst.Param | None = None  # a function parameter: the call sites' arguments
 
 
 @dataclass(frozen=True)
@@ -672,12 +673,15 @@ class Containers:
         at = self.tree.order[expr]
         if isinstance(expr, cst.Name):
             binding = self.names.binding_at(expr.value, expr)
-            if binding is None or binding.kind not in ("assign", "augassign"):
+            if binding is None or binding.kind not in ("assign", "augassign", "param"):
                 return None, None
             scope = binding.scope
             if isinstance(scope, cst.ClassDef):
                 return None, None
-            holder = _Holder(expr.value, scope)
+            param = binding.node if binding.kind == "param" else None
+            if param is not None and not isinstance(scope, cst.FunctionDef):
+                return None, None
+            holder = _Holder(expr.value, scope, param=param)
             return holder, at if self.tree.scope_of(expr) is scope else None
         if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
             method = self.tree.function_of(expr)
@@ -721,6 +725,14 @@ class Containers:
     def _simulate(self, holder: _Holder, until: int | None) -> Elements | None:
         """Run the statements that build the list, up to the read at ``until``."""
         state: Elements | None = None
+        if holder.param is not None:  # def build(layers): ... nn.Sequential(*layers)
+            for argument in self.values._arguments_for(holder.scope, holder.param):
+                given = self._expr(argument)
+                if given is None:
+                    return None
+                state = given if state is None else merge(state, given)
+            if state is None:
+                return None
         skip = -1
         use_loops = []
         previous = None  # the latest statement that added to the list, and what it added

@@ -185,3 +185,40 @@ def test_the_last_element_is_followed_by_the_end(snippet):
     containers = s.facts.values.containers
     seq = s.find("nn.Sequential(nn.Linear(4, 2), nn.Sigmoid())", cst.Call)
     assert containers.successor(seq, s.find("nn.Sigmoid()", cst.Call)) is END
+
+
+def test_a_list_given_as_an_argument(snippet):
+    s = snippet(
+        HEADER
+        + """
+def make(layers, extra=None):
+    if extra is not None:
+        layers.append(extra)
+    return nn.Sequential(*layers)
+
+def make_plain(layers):
+    return nn.Sequential(*layers)
+
+a = make_plain([nn.Linear(4, 2), nn.Softmax(1)])
+b = make([nn.Linear(4, 2), nn.Softmax(1)], nn.Identity())
+"""
+    )
+    assert held(s)[2] is None  # make(): the extra layer may come last
+    assert held(s, index=1)[2] == "nn.Softmax(1)"
+
+
+def test_a_replaced_torchvision_head(snippet):
+    s = snippet(
+        HEADER
+        + """
+model = torchvision.models.resnet50()
+model.fc = nn.Sequential(nn.Linear(2048, 10), nn.Softmax(dim=1))
+vgg = torchvision.models.vgg16()
+if flag:
+    vgg.classifier = nn.Linear(25088, 10)
+"""
+    )
+    containers = s.facts.values.containers
+    head = containers.replaced_head(s.find("torchvision.models.resnet50()", cst.Call))
+    assert s.code(head) == "nn.Sequential(nn.Linear(2048, 10), nn.Softmax(dim=1))"
+    assert containers.replaced_head(s.find("torchvision.models.vgg16()", cst.Call)) is None
