@@ -22,6 +22,13 @@ ENTER = "enter"  # the value a ``with`` statement binds
 CALL = "call"  # the result of calling the value (a module instance's forward)
 
 
+# Statements whose body may run or not: a binding inside one is conditional.
+BRANCHING = (
+    cst.If, cst.Else, cst.For, cst.While, cst.Try, cst.TryStar, cst.ExceptHandler,
+    cst.ExceptStarHandler, cst.Finally, cst.Match,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Binding:
     """``name`` bound in ``scope``; effective once the text passes ``effective``.
@@ -206,6 +213,37 @@ class Names:
             if scope is tree.module:
                 return None
             scope = self._enclosing_scope(scope, skip_classes=True)
+
+    def reaching_bindings(self, name: str, use: cst.CSTNode) -> list[Binding]:
+        """Every binding of ``name`` that may be the one ``use`` sees: the latest one
+        before it (``binding_at``) and, while that one sits in a branch or loop the
+        use is not in (``if pretrained: model = resnet18()``), the ones before it too,
+        back to one made on every path to the use."""
+        latest = self.binding_at(name, use)
+        if latest is None:
+            return []
+        bindings = self.scopes[latest.scope].by_name.get(name, [])
+        if latest not in bindings:
+            return [latest]
+        found = [latest]
+        index = bindings.index(latest)
+        while self._conditional(found[-1], use) and index > 0:
+            index -= 1
+            found.append(bindings[index])
+        return found
+
+    def _conditional(self, binding: Binding, use: cst.CSTNode) -> bool:
+        """Does ``binding`` sit in a branch, loop or ``try`` (within its own scope)
+        that does not also hold ``use``?"""
+        if binding.kind == "param":
+            return False
+        tree = self.tree
+        for ancestor in tree.ancestors(binding.node):
+            if ancestor is binding.scope:
+                return False
+            if isinstance(ancestor, BRANCHING) and not tree.contains(ancestor, use):
+                return True
+        return False
 
     def _enclosing_scope(self, node, skip_classes: bool):
         key = (id(node), skip_classes)

@@ -210,9 +210,17 @@ class Values:
         leaves.append(Value(expr, path))
 
     def _follow_name(self, expr: cst.Name, path, step) -> bool:
-        binding = self.names.binding_at(expr.value, expr)
-        if binding is None:
-            return False
+        """Follow every binding that may reach ``expr`` (both arms of an ``if``);
+        one that cannot be followed leaves ``expr`` itself as an unknown leaf."""
+        bindings = self.names.reaching_bindings(expr.value, expr)
+        followed = [self._follow_binding(binding, path, step) for binding in bindings]
+        if not any(followed):
+            return False  # the caller leaves ``expr`` as the leaf
+        if not all(followed):
+            step(expr, path)  # already being followed: becomes a leaf beside the others
+        return True
+
+    def _follow_binding(self, binding, path, step) -> bool:
         if binding.kind == "assign" and binding.value is not None:
             step(binding.value, binding.path + path)
             return True
