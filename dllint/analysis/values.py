@@ -54,6 +54,7 @@ class Values:
         self.classes = classes
         self._active: set[tuple] = set()
         self._steps = 0
+        self._answers: dict[tuple, tuple[Value, ...]] = {}
 
     # -- public -----------------------------------------------------------------------
     def origins(self, expr: cst.CSTNode, through: Through | None = None) -> list[Value]:
@@ -67,7 +68,13 @@ class Values:
         key = (id(expr), through)
         if key in active or len(active) >= MAX_NESTED:
             return [Value(expr)]
-        if not active:
+        outermost = not active
+        if outermost:
+            # An outermost answer is complete (no question up the stack cut it short):
+            # kept, so the many rules asking about one model or loss follow it once.
+            known = self._answers.get(key)
+            if known is not None:
+                return list(known)
             self._steps = 0
         active.add(key)
         leaves: list[Value] = []
@@ -78,10 +85,12 @@ class Values:
         unique = []
         seen = set()
         for leaf in leaves:
-            key = (id(leaf.node), leaf.path)
-            if key not in seen:
-                seen.add(key)
+            leaf_key = (id(leaf.node), leaf.path)
+            if leaf_key not in seen:
+                seen.add(leaf_key)
                 unique.append(leaf)
+        if outermost:
+            self._answers[key] = tuple(unique)
         return unique
 
     @cached_property
