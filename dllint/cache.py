@@ -196,13 +196,23 @@ ENTRY_TYPES = {
 REQUIRED = ("code", "name", "message", "path", "line", "column")
 
 
+def _newer_field(key: str):
+    """A check for a serialised ``Finding`` field this table does not list yet (added
+    since): any JSON scalar. None for a key that is no field at all."""
+    from dataclasses import fields
+
+    if key == "edit" or key not in {field.name for field in fields(Finding)}:
+        return None
+    return lambda value: value is None or isinstance(value, (str, int, float))
+
+
 def _finding_of(entry) -> Finding | None:
     """The finding an entry stores, or None when a key is unknown, missing or of the
     wrong type."""
     if not isinstance(entry, dict) or not all(key in entry for key in REQUIRED):
         return None
     for key, value in entry.items():
-        check = ENTRY_TYPES.get(key)
+        check = ENTRY_TYPES.get(key) or _newer_field(key)
         if check is None or not check(value):
             return None
     if "related" in entry:
