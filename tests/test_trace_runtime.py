@@ -120,6 +120,7 @@ def test_a_learning_rate_that_blows_up_names_the_rate_and_the_loss_growth(capsys
     assert found["code"] == "DL601"
     assert found["line"] == line_in(script, "F.mse_loss(model(x), y)")
     assert "SGD lr=3" in found["message"]
+    assert "its inputs ranged over [" in found["message"]  # the prediction, huge by now
     assert "the loss grew from" in found["message"]
     assert "learning rate too large" in found["message"]
 

@@ -74,6 +74,7 @@ class _Call:
     deliberate: bool  # a non-finite Python number among its arguments (-inf masks)
     stats: torch.Tensor | None  # see _stats
     sizes: tuple[int, int] = (0, 0)  # the operand's and the output's element counts
+    linked: tuple = ()  # weak references to its inputs made by earlier calls of the step
 
 
 class NonFinite:
@@ -124,12 +125,13 @@ class NonFinite:
     def _record(self, recorder, name, args, kwargs, result) -> None:
         if len(self._calls) >= WINDOW:
             self.forget()
-        sources, inputs, deliberate = [], [], False
+        sources, inputs, linked, deliberate = [], [], [], False
         for value in _flat(args, kwargs):
             if isinstance(value, torch.Tensor):
                 entry = self._outputs.get(id(value))
                 if entry is not None and entry[0]() is value:
                     sources.append(entry[1])
+                    linked.append(entry[0])
                 else:
                     inputs.append(weakref.ref(value))
             elif isinstance(value, float) and not math.isfinite(value):
@@ -144,6 +146,7 @@ class NonFinite:
             weakref.ref(result),
             deliberate,
             *_stats(name, args, result),
+            tuple(linked),
         )
         self._calls.append(call)
         self._outputs[id(result)] = (call.output, index)
@@ -380,12 +383,25 @@ def _origin_message(call: _Call, outside: list, loss: float, history: str) -> st
         made = _counts(nan, pos, neg, call.sizes[1])
     else:
         made = _made(output) if output is not None else "NaN or inf"
-    facts = _operand_facts(call)
+    facts = _operand_facts(call) or _input_ranges(call)
     advice = "" if history else f" {_advice(call.name)}"
     return (
         f"{what} made the first non-finite value of the step ({made}){facts}; the loss "
         f"passed to backward() was {_number(loss)}{history}.{advice}"
     )
+
+
+def _input_ranges(call: _Call) -> str:
+    """The ranges of the inputs still alive (a parameter, the batch, a kept activation)."""
+    ranges = []
+    for ref in (*call.linked, *call.inputs)[:3]:
+        tensor = ref()
+        if tensor is None or not tensor.is_floating_point() or not tensor.numel():
+            continue
+        low, high = (float(v) for v in torch.aminmax(tensor.detach().float()))
+        shape = ", ".join(str(size) for size in tensor.shape)
+        ranges.append(f"[{low:.4g}, {high:.4g}] (shape ({shape}))")
+    return f": its inputs ranged over {', '.join(ranges)}" if ranges else ""
 
 
 def _made(output: torch.Tensor) -> str:
