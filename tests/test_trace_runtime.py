@@ -4,6 +4,7 @@ DL601 non-finite-value, DL602 parameter-without-gradient, DL603 batch-not-overfi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,18 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 COMPILED = SCRIPTS / "compiled_model.py"
 
 
-@pytest.mark.parametrize("backend", ["eager", "aot_eager", "inductor"])
+NO_COMPILER = not any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+BACKENDS = [
+    "eager",
+    "aot_eager",
+    pytest.param(
+        "inductor",
+        marks=pytest.mark.skipif(NO_COMPILER, reason="inductor on the CPU needs a C++ compiler"),
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_compiled_model_trains_under_the_tracer_and_only_its_inside_goes_unrecorded(
     capsys, backend
 ):
