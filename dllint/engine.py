@@ -82,7 +82,31 @@ def check_text(
     rules = [rule for rule in rules if rule.applies_to(text)]
     if not rules:
         return _syntax_check(text, path)
-    return _with_deep_stack(_check_parsed, text, path, rules, report, noqa, exact, ran)
+    from dllint.precheck import narrow  # CPython's tree: which rules could fire at all
+
+    narrowed = narrow(text, rules)
+    if narrowed is not None and not narrowed[0]:
+        return _nothing_to_find(text, path, noqa, ran, narrowed[1])
+    firing = rules if narrowed is None else narrowed[0]
+    return _with_deep_stack(
+        _check_parsed, text, path, firing, report, noqa, exact, ran, None, rules
+    )
+
+
+def _nothing_to_find(text, path, noqa, ran, tree: ast.Module) -> list[Finding]:
+    """What ``_check_parsed`` gives a file no rule finds anything in: DL001 for code
+    nested too deeply for libcst, else the unused ``# noqa`` directives (DL003)."""
+    from dllint.source import ParseFailure, check_depth
+
+    try:
+        check_depth(tree, text)
+    except ParseFailure as failure:
+        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    if not noqa:
+        return []
+    from dllint.noqa import apply
+
+    return sorted(set(apply(text, path, [], ran)), key=Finding.sort_key)
 
 
 # What a file must use for another file's definitions to matter to a rule: a
@@ -227,9 +251,10 @@ def _with_deep_stack(function, *args):
 
 
 def _check_parsed(
-    text, path, rules, report, noqa, exact=False, ran=frozenset(), prelude=None
+    text, path, rules, report, noqa, exact=False, ran=frozenset(), prelude=None, verify=None
 ) -> list[Finding]:
-    """Parse and run the rules (on the deep-stack thread)."""
+    """Parse and run the rules (on the deep-stack thread). ``verify``: the rules a
+    fix's result is checked with (default ``rules``; the precheck may run fewer)."""
     from dllint.analysis import ModuleFacts
     from dllint.source import ParseFailure, parse_for_check
 
@@ -270,7 +295,7 @@ def _check_parsed(
     findings = sorted(set(findings), key=Finding.sort_key)
     from dllint.fixes import demote_unsafe  # a fix that adds a finding is not safe
 
-    return demote_unsafe(text, path, findings, rules)
+    return demote_unsafe(text, path, findings, rules if verify is None else verify)
 
 
 def _syntax_check(text: str, path: str) -> list[Finding]:
