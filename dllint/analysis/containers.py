@@ -656,6 +656,13 @@ class Containers:
             return self.of_module(leaves[0].node)  # a Sequential or ModuleList object
         if holder is None:
             return None
+        if until is None:  # a global list read in a function: called after any later change?
+            reader = self.tree.order[self.tree.scope_of(expr)]
+            if any(
+                self.tree.order[node] > reader and self._list_event_changes(node)
+                for node in self._holder_events(holder)
+            ):
+                return None
         key = (holder.key, id(holder.scope), until)
         if key in self._active:
             return None

@@ -222,3 +222,19 @@ if flag:
     head = containers.replaced_head(s.find("torchvision.models.resnet50()", cst.Call))
     assert s.code(head) == "nn.Sequential(nn.Linear(2048, 10), nn.Softmax(dim=1))"
     assert containers.replaced_head(s.find("torchvision.models.vgg16()", cst.Call)) is None
+
+
+def test_a_global_list_changed_after_the_function_that_reads_it(snippet):
+    s = snippet(
+        HEADER
+        + """
+layers = [nn.Linear(4, 2)]
+
+def build():
+    return nn.Sequential(*layers)
+
+model = build()
+layers.append(nn.Softmax(1))
+"""
+    )
+    assert held(s) is None  # build() may run before or after the append
