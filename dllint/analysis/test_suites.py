@@ -8,11 +8,13 @@ A file is such a test module when all of these hold:
   tests: a folder above that test folder has the name of a top-level package the file
   imports absolutely (``xarray/tests/test_missing.py`` importing ``xarray``,
   ``sklearn/preprocessing/tests/...`` importing from ``sklearn``);
-- it trains nothing: no ``backward()`` and no ``fit(..., epochs=...)``.
+- it trains nothing: no loop with ``backward()`` and an optimizer step, and no
+  ``fit(..., epochs=...)``.
 
 A training script named ``test_*.py`` outside a package's test folder, or one inside it
 that trains, is still training code. Rules about how data is prepared for training
-(DL101, DL103, DL106) stay quiet in these files.
+(DL101, DL103, DL106) stay quiet in these files, and so does DL303 (a test compares a
+fused op with the naive formula, ``i.sigmoid().log()``, on purpose).
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def imported_packages(facts: ModuleFacts) -> set[str]:
 
 
 def _trains(facts: ModuleFacts) -> bool:
-    if facts.training.backward_calls:
+    """A training loop (``backward()`` and an optimizer step in one loop) or a Keras-style
+    ``fit(..., epochs=...)``; a gradient check's lone ``backward()`` is not training."""
+    if facts.training.training_loops:
         return True
     for call in facts.calls():
         if call_name(call) in ("fit", "fit_generator") and any(

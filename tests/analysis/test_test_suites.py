@@ -27,6 +27,15 @@ TRAINS = """
             loss.backward()
             opt.step()
 """
+GRADIENT_CHECK = """
+    import torch
+    import randlib
+
+    def test_gradient(x):
+        y = randlib.logsigmoid(x)
+        y.sum().backward()
+        torch.testing.assert_close(x.grad, torch.sigmoid(-x))
+"""
 KERAS_FIT = """
     import randlib
 
@@ -50,6 +59,8 @@ def facts(path: str, source: str) -> ModuleFacts:
         ("/site/randlib/test_types.py", CHECKS_TYPES, False),
         ("/home/me/project/tests/test_types.py", CHECKS_TYPES, False),
         ("/site/randlib/tests_data/test_types.py", CHECKS_TYPES, False),
+        # a gradient check's lone backward() is no training
+        ("/site/randlib/tests/test_grad.py", GRADIENT_CHECK, True),
         # a test that trains is training code
         ("/site/randlib/tests/test_train.py", TRAINS, False),
         ("/site/randlib/tests/test_keras.py", KERAS_FIT, False),
