@@ -21,7 +21,8 @@ with no entry always runs. A name a rule resolves through imports (``from torch
 import log as ln``) still has its last word in the file (the import names it), so
 word conditions survive aliases.
 
-Kept free of libcst, like the token test.
+Kept free of libcst, like the token test, except where a condition reads the names an
+analysis module knows (imported when first needed, so the two cannot drift apart).
 """
 
 from __future__ import annotations
@@ -237,10 +238,10 @@ def _module_class(s: Sketch) -> bool:
 
 
 def _log_of_softmax(s: Sketch) -> bool:
-    # DL303: ``torch.log``/``.log()`` of a direct softmax/sigmoid/expit call (or of a
-    # name holding one), or ``exp(x) / <sum call>``.
-    log_of = s.has("log") and s.has("softmax", "sigmoid", "expit")
-    handwritten = s.divides_by_call and s.has("exp") and s.has("sum")
+    # DL303: a call of ``torch.log``/``.log()`` on a direct softmax/sigmoid/expit call
+    # (or on a name holding one), or ``exp(x) / <sum call>``.
+    log_of = s.calls_any(("log",)) and s.calls_any(("softmax", "sigmoid", "expit"))
+    handwritten = s.divides_by_call and s.calls_any(("exp",)) and s.calls_any(("sum",))
     return log_of or handwritten
 
 
@@ -285,24 +286,67 @@ LOGIT_LOSSES = ("CrossEntropyLoss", "cross_entropy", "BCEWithLogitsLoss",
 PROBABILITY_LOSSES = ("NLLLoss", "nll_loss", "BCELoss", "binary_cross_entropy")
 
 
+# A loss call (``dllint.analysis.losses``) calls the loss function, or an instance
+# of the loss class, which was constructed by a call; an activation is found in a
+# call too (a function, a method, a layer's construction).
+
+
 def _probabilities_into_logit_loss(s: Sketch) -> bool:
     # DL301: a cross-entropy/BCE-with-logits loss call fed a softmax or sigmoid.
-    return s.has(*LOGIT_LOSSES) and s.has(*ACTIVATIONS)
+    return s.calls_any(LOGIT_LOSSES) and s.calls_any(ACTIVATIONS)
 
 
 def _logits_into_probability_loss(s: Sketch) -> bool:
     # DL302: an NLL/BCE loss (raw logits) or a logit loss (ReLU output) is called.
-    return s.has(*PROBABILITY_LOSSES, *LOGIT_LOSSES)
+    return s.calls_any(PROBABILITY_LOSSES + LOGIT_LOSSES)
+
+
+ELEMENTWISE_LOSSES = (
+    "MSELoss", "mse_loss", "L1Loss", "l1_loss", "SmoothL1Loss", "smooth_l1_loss", "HuberLoss",
+    "huber_loss", "BCELoss", "binary_cross_entropy", "BCEWithLogitsLoss",
+    "binary_cross_entropy_with_logits",
+)  # fmt: skip
+
+
+def _broadcast_prone(s: Sketch) -> bool:
+    # DL306: an elementwise loss call, or arithmetic on a model output, whose shape
+    # only comes from an ``nn.Linear``/``nn.LazyLinear`` construction
+    # (``Shapes._layer_output``).
+    return s.calls_any(ELEMENTWISE_LOSSES) or s.calls_any(("Linear", "LazyLinear"))
+
+
+def _random_transform(s: Sketch) -> bool:
+    # DL105: a random torchvision or albumentations transform is constructed; a step's
+    # qualified name starts with the library, which an import names.
+    if not s.has("torchvision", "albumentations"):
+        return False
+    from dllint.analysis.transforms import A_FLIPS, A_RANDOM, TV_RANDOM  # the same names
+
+    return s.calls_any(TV_RANDOM | A_FLIPS | A_RANDOM)
+
+
+def _holds_mode_layers(s: Sketch) -> bool:
+    # DL501 and DL504 act only on models that hold dropout or batch norm
+    # (``Modes.layers``, ``ModeFlow.certain_mode_layers``): built by a call of such a
+    # layer or functional op, or a torchvision, timm or transformers model.
+    if s.has("torchvision", "timm", "transformers"):
+        return True
+    from dllint.analysis import modes  # the same names
+
+    layers = modes.DROPOUT_LAYERS | modes.BATCHNORM_LAYERS | modes.INSTANCENORM_LAYERS
+    return s.calls_any(layers | set(modes.FUNCTIONAL_MODE_OPS))
 
 
 Condition = Callable[[Sketch], bool]
 CONDITIONS: dict[str, Condition] = {
     "DL101": _shuffles_twice,
+    "DL105": _random_transform,
     "DL106": _shuffle_called,
     "DL203": _dropout_in_forward,
     "DL301": _probabilities_into_logit_loss,
     "DL302": _logits_into_probability_loss,
     "DL304": _softmax_without_dim,
+    "DL306": _broadcast_prone,
     "DL404": _scheduler_in_loop,
     "DL202": _module_class,
     "DL303": _log_of_softmax,
@@ -313,7 +357,9 @@ CONDITIONS: dict[str, Condition] = {
     "DL406": _backward_called,
     "DL407": _backward_called,
     "DL502": _trains_anywhere,
+    "DL501": _holds_mode_layers,
     "DL503": _method_not_called,
+    "DL504": _holds_mode_layers,
 }
 NO_FINDINGS_OF_ITS_OWN = frozenset({"DL003"})  # the engine reports it after the noqa step
 
