@@ -375,6 +375,14 @@ def test_a_model_that_cannot_reach_its_targets_is_dl603_with_the_curve(capsys):
     assert any(block in spark for block in "▁▂▃▄▅▆▇█")
 
 
+def test_a_script_that_ends_before_the_steps_gets_no_verdict(capsys):
+    script = str(SCRIPTS / "overfit_sigmoid.py")  # 20 epochs of 8 batches
+    code, results, err = trace(capsys, "--overfit-batch", "--steps", "500", script)
+    assert code == 2 and results == []
+    assert "ended after 160 optimizer steps, before the 500 asked for" in err
+    assert "--steps 160" in err
+
+
 def test_the_overfit_threshold_is_the_users(capsys):
     script = str(SCRIPTS / "overfit_sigmoid.py")
     code, results, err = trace(
@@ -405,13 +413,12 @@ for x, n in DataLoader(Noisy(), batch_size=4, shuffle=True):
     loss = ((w - x) ** 2).mean()
     optimizer.zero_grad()
     loss.backward()
+    print("seen", len(seen), len(noise))
     optimizer.step()
-import sys
-print(len(seen), len(noise), file=sys.stderr)
 """,
     )
-    code, results, err = trace(capsys, "--overfit-batch", "--steps", "200", script)
-    assert "1 10" in err  # one batch of samples, ten times, each with its own noise
+    code, results, err = trace(capsys, "--overfit-batch", "--steps", "10", script)
+    assert "seen 1 10" in err  # one batch of samples, ten times, each with its own noise
     assert code == 1 and results[0]["code"] == "DL603"
     assert "a learning rate at or below 1e-06 (SGD lr=0)" in results[0]["message"]
 

@@ -166,8 +166,12 @@ def sparkline(curve: list[float], width: int = SPARK_WIDTH) -> str:
     return "".join(SPARKS[round((value - low) / (high - low) * top)] for value in buckets)
 
 
-def verdict(overfit: Overfit, steps: int, reasons: list[str], display) -> tuple:
-    """(a DL603 RuntimeFinding or None, the one-line summary)."""
+def verdict(
+    overfit: Overfit, steps: int, reasons: list[str], display, wanted: int | None = None
+) -> tuple:
+    """(a DL603 RuntimeFinding or None, the one-line summary). ``steps``: the optimizer
+    steps taken; ``wanted``: the steps asked for (a script that ends before them, its
+    loss still high, gets no verdict: it was not given the steps)."""
     from dllint.runtime.codes import NOT_OVERFIT
     from dllint.runtime.findings import RuntimeFinding
 
@@ -193,6 +197,14 @@ def verdict(overfit: Overfit, steps: int, reasons: list[str], display) -> tuple:
             f"--overfit-batch: the loss fell from {first:.4g} to {last:.4g} (below {share} "
             f"of its first value) in {steps} optimizer step{'s' * (steps != 1)}: the model "
             "can learn one batch."
+        )
+    if wanted is not None and steps < wanted:
+        return None, (
+            f"--overfit-batch: the script ended after {steps} optimizer "
+            f"step{'s' * (steps != 1)}, before the {wanted} asked for, with the loss at "
+            f"{last / first:.0%} of its first value ({first:.4g} to {last:.4g}), so there is "
+            f"no verdict; let it run longer (more epochs), or judge on what it runs with "
+            f"--steps {max(steps, 1)}."
         )
     if overfit.place is None:
         return None, "--overfit-batch: the loss did not fall, but its backward() call was not seen."

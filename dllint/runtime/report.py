@@ -95,7 +95,9 @@ def trace_script(
     traced = TraceReport(run, assign(static, run.trace.events, display_path))
     traced.runtime = checks.findings()
     if checker is not None and run.outcome != FAILED:
-        finding, line = verdict(checker, run.steps, _reasons(checks, traced.runtime), display_path)
+        taken = run.steps or run.trace.backwards  # by hand: backward() calls
+        reasons = _reasons(checks, traced.runtime)
+        finding, line = verdict(checker, taken, reasons, display_path, steps)
         traced.overfit_line = line
         traced.overfit_judged = finding is not None or checker.reached
         if finding is not None:
