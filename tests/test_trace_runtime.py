@@ -480,3 +480,29 @@ def test_rules_lists_the_runtime_codes_and_check_never_reports_them(capsys):
     scripts = [str(SCRIPTS / name) for name in ("nan_log_loss.py", "unused_head.py")]
     main(["check", "--no-cache", "--format", "json", *scripts])
     assert not [f for f in json.loads(capsys.readouterr().out) if f["code"].startswith("DL6")]
+
+
+# -- CUDA, where there is one --------------------------------------------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_checks_never_sync_per_operation_and_still_find_the_log():
+    checks = RuntimeChecks()
+    with dllint.trace.checking(checks):
+        model = torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)
+        ).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(32, 4, device="cuda")
+    y = (torch.rand(32, 1, device="cuda") > 0.5).float()
+    with dllint.trace.checking(checks):
+        torch.cuda.set_sync_debug_mode("error")  # any host sync in the forward raises
+        try:
+            prob = torch.relu(model(x))
+            loss = -(y * torch.log(prob) + (1 - y) * torch.log(1 - prob)).mean()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        optimizer.zero_grad()
+        loss.backward()  # the one read of the step
+        optimizer.step()
+    (found,) = checks.findings()
+    assert found.finding.code == "DL601" and "(log)" in found.finding.message
+    assert found.finding.line == line_in(__file__, "loss = -(y * torch.log(prob)")
