@@ -496,7 +496,7 @@ def _check_stdin(args, catalog, known, default, overrides) -> int:
     findings, tracebacks, text = check_stdin(data, path, catalog, settings)
     if not (args.fix or args.diff) or text is None:
         return _report(args, findings, tracebacks)
-    fixed, applied = fix_stdin(text, path, findings)
+    fixed, applied = fix_stdin(text, path, findings, args.unsafe_fixes)
     if args.diff:
         from dllint.fixes import unified_diff
 

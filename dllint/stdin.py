@@ -48,13 +48,16 @@ def check_stdin(
     return findings, report.tracebacks, text
 
 
-def fix_stdin(text: str, path: str, findings: list[Finding]) -> tuple[str, int]:
-    """The source with the fixes of ``findings``' rules applied, and how many applied."""
+def fix_stdin(
+    text: str, path: str, findings: list[Finding], unsafe: bool = False
+) -> tuple[str, int]:
+    """The source with the fixes of ``findings``' rules applied (the safe ones; all
+    with ``unsafe``), and how many applied."""
     from dllint.fixes import fix_text
     from dllint.registry import rule_by_code
 
-    codes = sorted({f.code for f in findings if f.fix})
+    codes = sorted({f.code for f in findings if f.fixable(unsafe)})
     rules = [rule for rule in map(rule_by_code, codes) if rule is not None]
     if not rules:
         return text, 0
-    return fix_text(text, path, rules)
+    return fix_text(text, path, rules, unsafe)

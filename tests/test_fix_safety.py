@@ -240,3 +240,20 @@ def test_safe_fixes_add_no_error_and_compile(fixture):
         check_text(text, str(fixture), rules)
     )
     assert not grown, f"safe fixes added {dict(grown)}"
+
+
+@pytest.mark.parametrize("unsafe", [False, True])
+def test_standard_input_fixes_follow_the_same_line(unsafe):
+    source = HEADER + textwrap.dedent(CREATES_A_FINDING["DL402"])
+    flags = ["--unsafe-fixes"] if unsafe else []
+    run = subprocess.run(
+        [sys.executable, "-m", "dllint", "check", "--isolated", "--no-cache", "--fix", *flags]
+        + ["--stdin-filename", "train.py", "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    fixed = "optimizer.zero_grad();" in run.stdout
+    assert fixed == unsafe, run.stdout
