@@ -153,11 +153,15 @@ def _check_with_prelude(path, rules, report, noqa, ran, prelude) -> list[Finding
     None when the joined module could not be checked cleanly (then the file is
     checked alone)."""
     joined = [rule for rule in rules if rule.applies_to(prelude.text)]
-    if not joined:
+    from dllint.precheck import narrow  # as for a file alone; the file is a part of it
+
+    narrowed = narrow(prelude.text, joined) if joined else None
+    firing = joined if narrowed is None else narrowed[0]
+    if not firing:
         return None
     local = Report()
     findings = _with_deep_stack(
-        _check_parsed, prelude.text, path, joined, local, noqa, False, ran, prelude
+        _check_parsed, prelude.text, path, firing, local, noqa, False, ran, prelude, joined
     )
     if local.tracebacks or any(f.code in (PARSE_ERROR[0], INTERNAL_ERROR[0]) for f in findings):
         return None
