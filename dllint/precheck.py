@@ -28,6 +28,7 @@ analysis module knows (imported when first needed, so the two cannot drift apart
 from __future__ import annotations
 
 import ast
+import gc
 import os
 import re
 import warnings
@@ -59,7 +60,7 @@ class Sketch:
         self._aliases: dict[str, set[str]] = {}  # local name -> last words of what it names
         strings: list[tuple[int, int, bool]] = []  # first, last line, code inside?
         in_fstring: set[int] = set()
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             kind = type(node)
             if kind is ast.Call:
                 func = node.func
@@ -161,6 +162,34 @@ class Sketch:
         return [node for node in self._classes if _derives(node, standing)]
 
 
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_LEAF_FIELDS = frozenset({"ctx", "op", "type_comment", "id", "attr", "arg", "level", "kind"})
+
+
+def _nodes(tree: ast.AST):
+    """Every node of ``tree``, each before its children (``ast.walk``, about twice as
+    fast: the fields that hold children are looked up once per node type)."""
+    stack = [tree]
+    pop, push, AST = stack.pop, stack.append, ast.AST
+    while stack:
+        node = pop()
+        yield node
+        kind = type(node)
+        fields = _CHILD_FIELDS.get(kind)
+        if fields is None:
+            fields = _CHILD_FIELDS[kind] = tuple(
+                name for name in kind._fields if name not in _LEAF_FIELDS
+            )
+        for name in fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, AST):
+                        push(item)
+            elif isinstance(value, AST):
+                push(value)
+
+
 def _no_dim(call: ast.Call) -> bool:
     """No ``dim=``, no ``*args`` and no ``**kwargs`` (which may carry one)."""
     if any(type(arg) is ast.Starred for arg in call.args):
@@ -202,13 +231,18 @@ def _code_text(text: str, strings: list[tuple[int, int, bool]]) -> str:
 
 def sketch(text: str) -> Sketch | None:
     """The file's sketch; None when CPython cannot parse it (libcst then decides)."""
+    collecting = gc.isenabled()
+    gc.disable()  # an ast holds no cycles; collecting while it is built costs a third
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes: reported once, by the parse
             tree = ast.parse(text)
+        return Sketch(text, tree)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    return Sketch(text, tree)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # -- the conditions -------------------------------------------------------------------
