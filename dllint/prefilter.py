@@ -7,7 +7,9 @@ fire. Two spellings:
 - a tuple of groups, ``(("backward",), ("step",))``: every group, and at least one
   token of each group.
 
-A file no selected rule needs is never parsed, so a token must be one that appears
+A file no selected rule needs is never parsed, and one that passes goes to the
+precheck (``dllint.precheck``: CPython's tree, then each rule's condition) before
+libcst. A token must be one that appears
 in *every* file where the rule can fire (the import that a qualified name resolves
 through, the method name a check matches): a wrong token silently hides findings.
 ``tests/test_speed_modes.py`` runs every fixture with and without this test.
