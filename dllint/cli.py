@@ -544,7 +544,7 @@ def _fix(findings, unsafe: bool = False) -> list:
     """Fix the files whose findings offer fixes, with only those findings' rules (so
     the configuration, per-file-ignores and ``# noqa`` that kept a finding out of the
     report keep its fix out of the file too)."""
-    from dllint.fixes import fix_file
+    from dllint.autofix import fix_file
     from dllint.registry import rule_by_code
 
     codes_by_path: dict[str, set[str]] = {}

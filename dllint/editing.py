@@ -117,7 +117,8 @@ class Linter:
         """A notebook's code cells, given as (cell number among all cells, source),
         checked as one module; each finding carries its cell and the cell's line.
         Notebooks are not fixed (as by ``dllint check --fix``)."""
-        from dllint.notebook import cells_source, check_cells
+        from dllint.engine import check_cells
+        from dllint.notebook import cells_source
 
         codes, rules = self._rules(path)
         if not codes:
@@ -160,7 +161,7 @@ class Linter:
     def fix_all(self, text: str, path: str) -> str | None:
         """The buffer with every safe fix applied (as ``dllint check --fix``); None
         when nothing changes."""
-        from dllint.fixes import fix_text
+        from dllint.autofix import fix_text
 
         codes = {f.code for f in self.check(text, path) if f.fix and not is_unsafe(f)}
         if not codes:

@@ -297,9 +297,73 @@ def _check_parsed(
 
         findings = apply(text, path, findings, ran)
     findings = sorted(set(findings), key=Finding.sort_key)
-    from dllint.fixes import demote_unsafe  # a fix that adds a finding is not safe
-
     return demote_unsafe(text, path, findings, rules if verify is None else verify)
+
+
+# -- which fixes are safe ---------------------------------------------------------------
+
+_verifying = threading.local()
+
+
+def demote_unsafe(text: str, path: str, findings: list, rules=()) -> list:
+    """``findings`` (of ``rules`` on ``text``) with every safe fix that would add a
+    finding marked unsafe.
+
+    The safe fixes are applied together and the result checked again with ``rules``
+    and the default rules the original text gave no occasion to run (a fix can
+    create what they look for); only when that adds a finding is each fix tried
+    alone, and those that add one (or all, when none alone does or there are too
+    many to try) are demoted. Costs one extra check of a file that has safe fixes.
+    """
+    from dllint.fixes import applicable, demoted
+
+    candidates = [f for f in findings if applicable(f)]
+    if not candidates or getattr(_verifying, "active", False):
+        return findings
+    _verifying.active = True
+    try:
+        bad = _unsafe_among(text, path, findings, candidates, rules)
+    finally:
+        _verifying.active = False
+    if not bad:
+        return findings
+    return [demoted(f) if id(f) in bad else f for f in findings]
+
+
+MAX_SINGLE_TRIES = 16
+
+
+def _unsafe_among(text: str, path: str, before: list, candidates: list, rules) -> set[int]:
+    from dllint.fixes import apply, module_of, new_codes
+    from dllint.registry import rule_by_code, select_rules
+
+    everyone = {id(f) for f in candidates}
+    try:
+        module = module_of(candidates)
+    except LookupError:
+        return everyone
+    original = module.code  # generated once: codegen walks the whole module
+    again = {rule.code: rule for rule in rules}
+    for rule in select_rules():
+        if rule.code not in again and not rule.applies_to(original):
+            again[rule.code] = rule  # found nothing before: it could not fire
+    for finding in candidates:
+        rule = rule_by_code(finding.code)
+        if rule is not None:
+            again.setdefault(rule.code, rule)
+    checked = list(again.values())
+
+    def adds_findings(chosen: list) -> bool:
+        fixed, applied = apply(module, [f.edit for f in chosen])
+        if not applied or fixed == original:
+            return True  # a fix that changes nothing is no fix
+        return bool(new_codes(before, check_text(fixed, path, checked)))
+
+    if not adds_findings(candidates):
+        return set()
+    if len(candidates) == 1 or len(candidates) > MAX_SINGLE_TRIES:
+        return everyone
+    return {id(f) for f in candidates if adds_findings([f])} or everyone
 
 
 def _syntax_check(text: str, path: str) -> list[Finding]:
@@ -372,8 +436,6 @@ def check_file(
 ) -> list[Finding]:
     """Check one file (its bytes already read when ``data`` is given)."""
     if path.endswith(".ipynb"):
-        from dllint.notebook import check_notebook
-
         return check_notebook(path, rules, report, data)  # the bytes the cache key hashed
     from dllint.source import ParseFailure, decode
 
@@ -382,6 +444,53 @@ def check_file(
     except ParseFailure as failure:
         return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
     return check_text(text, path, rules, report)
+
+
+# -- notebooks: cells joined into one module (dllint.notebook), findings placed back
+
+
+def check_notebook(
+    path: str, rules: Iterable[type[Rule]], report=None, data: bytes | None = None
+) -> list[Finding]:
+    """Check a notebook file; ``data``: its bytes, already read (the cache hashed
+    them, so the findings stored under that hash are of these bytes)."""
+    from dllint.source import ParseFailure, decode
+
+    try:
+        data = decode(data) if data is not None else read_source(path)
+    except ParseFailure as failure:
+        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    return check_notebook_text(data, path, rules, report)
+
+
+def check_notebook_text(
+    data: str, path: str, rules: Iterable[type[Rule]], report=None
+) -> list[Finding]:
+    """Check a notebook's JSON, already read (standard input, an editor's buffer)."""
+    from dllint.notebook import CellError, NotPython, notebook_source
+    from dllint.source import ParseFailure
+
+    errors: list[CellError] = []
+    try:
+        text, origin = notebook_source(data, errors)
+    except NotPython:
+        return []
+    except ParseFailure as failure:
+        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
+    broken = [
+        replace(_error(PARSE_ERROR, path, e.message, e.line, e.column), cell=e.cell) for e in errors
+    ]
+    return broken + check_cells(text, origin, path, rules, report)
+
+
+def check_cells(text: str, origin: list, path: str, rules, report=None) -> list[Finding]:
+    """Check the module ``cells_source`` made; findings placed in their cells."""
+    from dllint.notebook import place_in_cell
+
+    return [
+        place_in_cell(finding, origin) if finding.path == path else finding  # another file's
+        for finding in check_text(text, path, rules, report)
+    ]
 
 
 # -- many files -----------------------------------------------------------------------

@@ -9,9 +9,10 @@ endings, through a temporary file renamed over it.
 
 Fixes are *safe* (``--fix`` applies them: the result is certainly what the author
 meant) or *unsafe* (shown; applied only with ``--unsafe-fixes``), as in ruff. A rule
-says which; ``demote_unsafe`` then applies the safe ones and checks the result
-again: a fix after which the file reports a finding it did not report before is
-never safe, whatever the rule said.
+says which; the engine then applies the safe ones and checks the result again
+(``dllint.engine``): a fix after which the file reports a finding it did not report
+before is never safe, whatever the rule said. Fixing whole files, which checks
+them, is ``dllint.autofix``; this module checks nothing itself.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 import re
 import stat
 import tempfile
-import threading
 import tokenize
 from dataclasses import dataclass
 
@@ -179,48 +179,11 @@ def unified_diff(path: str, before: str | bytes, after: str | bytes) -> str:
     return b"".join(out).decode("utf-8", "surrogateescape")
 
 
-MAX_PASSES = 5
-
-
 def applicable(finding, unsafe: bool = False) -> bool:
     """The finding carries a fix that this run applies (safe ones; unsafe ones too
     with ``unsafe``)."""
     edit = finding.edit
     return edit is not None and (unsafe or edit.safe)
-
-
-def fix_text(text: str, path: str, rules, unsafe: bool = False) -> tuple[str, int]:
-    """Apply every applicable fix, re-checking until none applies (a few passes at most).
-
-    Returns the fixed text and the number of fixes applied. A pass whose result does
-    not parse, or (safe fixes only) reports a finding the text before it did not, is
-    dropped and the fixing stops there.
-    """
-    from dllint.engine import check_text
-    from dllint.source import ParseFailure, parse
-
-    total = 0
-    findings = check_text(text, path, rules, exact=True)
-    for _ in range(MAX_PASSES):
-        chosen = [f for f in findings if applicable(f, unsafe)]
-        if not chosen:
-            break
-        try:
-            module = _module_of(chosen)
-        except LookupError:
-            break
-        fixed, applied = apply(module, [f.edit for f in chosen])
-        if not applied or fixed == text:
-            break
-        try:
-            parse(fixed)
-        except ParseFailure:
-            break
-        after = check_text(fixed, path, rules, exact=True)
-        if not unsafe and new_codes(findings, after):
-            break
-        text, findings, total = fixed, after, total + applied
-    return text, total
 
 
 def new_codes(before, after) -> set[str]:
@@ -233,78 +196,14 @@ def new_codes(before, after) -> set[str]:
     return {code for code, count in grown.items() if count > 0}
 
 
-# -- which fixes are safe ---------------------------------------------------------------
-
-_verifying = threading.local()
-
-
-def demote_unsafe(text: str, path: str, findings: list, rules=()) -> list:
-    """``findings`` (of ``rules`` on ``text``) with every safe fix that would add a
-    finding marked unsafe.
-
-    The safe fixes are applied together and the result checked again with ``rules``
-    and the default rules the original text gave no occasion to run (a fix can
-    create what they look for); only when that adds a finding is each fix tried
-    alone, and those that add one (or all, when none alone does or there are too
-    many to try) are demoted. Costs one extra check of a file that has safe fixes.
-    """
-    candidates = [f for f in findings if applicable(f)]
-    if not candidates or getattr(_verifying, "active", False):
-        return findings
-    _verifying.active = True
-    try:
-        bad = _unsafe_among(text, path, findings, candidates, rules)
-    finally:
-        _verifying.active = False
-    if not bad:
-        return findings
-    return [_demoted(f) if id(f) in bad else f for f in findings]
-
-
-MAX_SINGLE_TRIES = 16
-
-
-def _unsafe_among(text: str, path: str, before: list, candidates: list, rules) -> set[int]:
-    from dllint.engine import check_text
-    from dllint.registry import rule_by_code, select_rules
-
-    everyone = {id(f) for f in candidates}
-    try:
-        module = _module_of(candidates)
-    except LookupError:
-        return everyone
-    original = module.code  # generated once: codegen walks the whole module
-    again = {rule.code: rule for rule in rules}
-    for rule in select_rules():
-        if rule.code not in again and not rule.applies_to(original):
-            again[rule.code] = rule  # found nothing before: it could not fire
-    for finding in candidates:
-        rule = rule_by_code(finding.code)
-        if rule is not None:
-            again.setdefault(rule.code, rule)
-    checked = list(again.values())
-
-    def adds_findings(chosen: list) -> bool:
-        fixed, applied = apply(module, [f.edit for f in chosen])
-        if not applied or fixed == original:
-            return True  # a fix that changes nothing is no fix
-        return bool(new_codes(before, check_text(fixed, path, checked)))
-
-    if not adds_findings(candidates):
-        return set()
-    if len(candidates) == 1 or len(candidates) > MAX_SINGLE_TRIES:
-        return everyone
-    return {id(f) for f in candidates if adds_findings([f])} or everyone
-
-
-def _demoted(finding):
+def demoted(finding):
     from dataclasses import replace
 
     edit = replace(finding.edit, safe=False)
     return replace(finding, edit=edit, fix_safety=UNSAFE)
 
 
-def _module_of(findings) -> cst.Module:
+def module_of(findings) -> cst.Module:
     """The parsed module the findings' edits point into (they share one parse)."""
     for finding in findings:
         module = getattr(finding.edit, "module", None)
@@ -367,23 +266,3 @@ def write_atomically(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
-
-
-def fix_file(path: str, rules, unsafe: bool = False) -> FileFix | None:
-    """Fix one Python file or notebook with ``rules`` (classes); None when it cannot
-    be read or decoded (the check has reported that already)."""
-    from dllint.source import ParseFailure, decode
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        before = decode(data)
-    except (OSError, ParseFailure):
-        return None
-    if path.endswith(".ipynb"):  # the cells' sources only; outputs and layout kept
-        from dllint.notebook import fix_notebook_text
-
-        after, applied = fix_notebook_text(before, path, rules, unsafe)
-    else:
-        after, applied = fix_text(before, path, rules, unsafe)
-    return FileFix(path, before, after, applied, SourceStyle.of(data), data)

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from dllint.finding import Finding
-from dllint.rule import Rule
 from dllint.source import ParseFailure
 
 # Cell magics whose body is Python that IPython runs in the user's namespace.
@@ -173,7 +172,7 @@ class NotPython(Exception):
     """A notebook whose kernel runs another language (R, Julia...): not checked."""
 
 
-def _language(document: dict) -> str | None:
+def language_of(document: dict) -> str | None:
     """The notebook's language as its metadata says (lower case), if it says."""
     metadata = document.get("metadata")
     if not isinstance(metadata, dict):
@@ -228,7 +227,7 @@ def notebook_source(data: str, errors: list[CellError] | None = None) -> tuple[s
     except RecursionError:
         raise ParseFailure("not a valid notebook: its JSON is nested too deeply") from None
     cells = _cells(document)
-    language = _language(document)
+    language = language_of(document)
     if language is not None and language not in ("python", "python3", "ipython"):
         raise NotPython(language)
     code_cells = []
@@ -307,7 +306,7 @@ def _message(message: str, cell: int, origin: list[Origin]) -> str:
     return LINE_REFERENCE.sub(where, message)
 
 
-def _map(finding: Finding, origin: list[Origin]) -> Finding:
+def place_in_cell(finding: Finding, origin: list[Origin]) -> Finding:
     """A finding on the joined module, placed in its cell."""
     if not 1 <= finding.line <= len(origin):
         return finding
@@ -329,54 +328,10 @@ def _map(finding: Finding, origin: list[Origin]) -> Finding:
     )
 
 
-def check_notebook(
-    path: str, rules: Iterable[type[Rule]], report=None, data: bytes | None = None
-) -> list[Finding]:
-    """Check a notebook file; ``data``: its bytes, already read (the cache hashed
-    them, so the findings stored under that hash are of these bytes)."""
-    from dllint.engine import PARSE_ERROR, _error, read_source
-    from dllint.source import decode
-
-    try:
-        data = decode(data) if data is not None else read_source(path)
-    except ParseFailure as failure:
-        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    return check_notebook_text(data, path, rules, report)
+# -- writing a notebook back (dllint.autofix fixes its cells) --------------------------
 
 
-def check_notebook_text(
-    data: str, path: str, rules: Iterable[type[Rule]], report=None
-) -> list[Finding]:
-    """Check a notebook's JSON, already read (standard input, an editor's buffer)."""
-    from dllint.engine import PARSE_ERROR, _error
-
-    errors: list[CellError] = []
-    try:
-        text, origin = notebook_source(data, errors)
-    except NotPython:
-        return []
-    except ParseFailure as failure:
-        return [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
-    broken = [
-        replace(_error(PARSE_ERROR, path, e.message, e.line, e.column), cell=e.cell) for e in errors
-    ]
-    return broken + check_cells(text, origin, path, rules, report)
-
-
-def check_cells(text: str, origin: list[Origin], path: str, rules, report=None) -> list[Finding]:
-    """Check the module ``cells_source`` made; findings placed in their cells."""
-    from dllint.engine import check_text
-
-    return [
-        _map(finding, origin) if finding.path == path else finding  # another file's
-        for finding in check_text(text, path, rules, report)
-    ]
-
-
-# -- fixing ---------------------------------------------------------------------------
-
-
-def _layout(document, text: str) -> dict | None:
+def json_layout(document, text: str) -> dict | None:
     """The ``json.dumps`` arguments that write ``document`` back as ``text`` exactly
     (nbformat writes ``indent=1, ensure_ascii=False`` and a final newline); None when
     no usual layout does, so the notebook is not rewritten."""
@@ -389,57 +344,7 @@ def _layout(document, text: str) -> dict | None:
     return None
 
 
-def fix_notebook_text(text: str, path: str, rules, unsafe: bool = False) -> tuple[str, int]:
-    """The notebook's JSON with the fixes applied to its code cells' sources only
-    (outputs, metadata and the JSON layout untouched), and how many applied. The
-    text comes back unchanged when a fix would touch a line IPython syntax changed,
-    or the notebook's layout cannot be written back exactly."""
-    from dllint.fixes import fix_text
-
-    try:
-        document = json.loads(text)
-        cells = document.get("cells") if isinstance(document, dict) else None
-        language = _language(document) if isinstance(document, dict) else None
-    except (ValueError, RecursionError):
-        return text, 0
-    layout = _layout(document, text) if isinstance(cells, list) else None
-    if layout is None or (language is not None and language not in ("python", "python3")):
-        return text, 0
-    code_cells = [
-        (number, cell)
-        for number, cell in enumerate(cells, start=1)
-        if isinstance(cell, dict) and cell.get("cell_type") == "code"
-    ]
-    sources = {number: _source_text(cell.get("source", "")) for number, cell in code_cells}
-    if any(source is None or "\r" in source for source in sources.values()):
-        return text, 0
-    joined, origin = cells_source(sources.items(), [])
-    fixed, applied = fix_text(joined, path, rules, unsafe)
-    before, after = joined.split("\n"), fixed.split("\n")
-    if not applied or len(before) != len(after) or len(after) - 1 != len(origin):
-        return text, 0
-    lines = {number: source.split("\n") for number, source in sources.items()}
-    for index, (old, new) in enumerate(zip(before, after, strict=True)):
-        if old == new:
-            continue
-        place = origin[index]
-        written = lines[place.cell][place.line - 1]
-        indent = old[: len(old) - len(old.lstrip())]
-        body = old[len(indent) :]  # the statement, after the cell's indent or a %time
-        if not (written.endswith(body) and new.startswith(indent)):
-            return text, 0  # a line IPython syntax rewrote (``pass  # %magic``)
-        lines[place.cell][place.line - 1] = written[: len(written) - len(body)] + new[len(indent) :]
-    for number, cell in code_cells:
-        source = "\n".join(lines[number])
-        if isinstance(cell.get("source"), list):
-            cell["source"] = source.splitlines(keepends=True)
-        else:
-            cell["source"] = source
-    dumped = json.dumps(document, indent=layout["indent"], ensure_ascii=layout["ensure_ascii"])
-    return dumped + layout["end"], applied
-
-
-def _source_text(source) -> str | None:
+def source_text(source) -> str | None:
     if isinstance(source, list) and all(isinstance(part, str) for part in source):
         return "".join(source)
     return source if isinstance(source, str) else None

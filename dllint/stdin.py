@@ -37,7 +37,7 @@ def check_stdin(
         findings = [_error(PARSE_ERROR, path, failure.message, failure.line, failure.column)]
     else:
         if path.endswith(".ipynb"):
-            from dllint.notebook import check_notebook_text
+            from dllint.engine import check_notebook_text
 
             findings = check_notebook_text(text, path, chosen, report)
             findings = [replace(f, fix=None, edit=None) for f in findings]
@@ -53,7 +53,7 @@ def fix_stdin(
 ) -> tuple[str, int]:
     """The source with the fixes of ``findings``' rules applied (the safe ones; all
     with ``unsafe``), and how many applied."""
-    from dllint.fixes import fix_text
+    from dllint.autofix import fix_text
     from dllint.registry import rule_by_code
 
     codes = sorted({f.code for f in findings if f.fixable(unsafe)})

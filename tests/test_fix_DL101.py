@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
+from dllint.autofix import fix_text
 from dllint.engine import check_text
-from dllint.fixes import fix_text
 from dllint.registry import rule_by_code
 
 RULES = [rule_by_code("DL101")]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+from dllint.autofix import fix_text
 from dllint.engine import check_text
-from dllint.fixes import fix_text
 from dllint.registry import rule_by_code
 
 RULES = [rule_by_code("DL203")]

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from dllint.fixes import fix_text
+from dllint.autofix import fix_text
 from dllint.registry import rule_by_code
 
 HEADER = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from dllint.fixes import fix_text
+from dllint.autofix import fix_text
 from dllint.registry import all_rules
 
 RULES = [rule for rule in all_rules() if rule.code == "DL403"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dllint.autofix import fix_text
 from dllint.cli import main
 from dllint.engine import check_file, check_text
-from dllint.fixes import fix_text
 from dllint.registry import all_rules, select_rules
 
 FIXTURES = Path(__file__).parent / "fixtures"
