@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from dllint.project.roots import imported_modules, installed, module_file, resolve
 from dllint.project.summary import Import, ImportFrom, Summary, summary_of
+from dllint.project.versions import PerVersion
 
 MAX_LINES = 2000
 MAX_STATEMENT_LINES = 400  # a longer class or function is a library's, not a model to follow
@@ -446,26 +447,15 @@ def digest(path: str, text: str) -> str:
     ).hexdigest()
 
 
-_facts: dict[str, tuple[tuple[int, int], tuple[str, list[str]] | None]] = {}
-
-
-def _module_facts(path: str) -> tuple[str, list[str]] | None:
-    """(content hash, project files it imports) of a module, once per version."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    stamp = (stat.st_size, stat.st_mtime_ns)
-    known = _facts.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
+def _read_module_facts(path: str, size: int) -> tuple[str, list[str]] | None:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError:
-        facts = None
-    else:
-        body = data.decode("utf-8", "replace")
-        facts = (hashlib.sha256(data).hexdigest(), imported_modules(path, body))
-    _facts[path] = (stamp, facts)
-    return facts
+        return None
+    body = data.decode("utf-8", "replace")
+    return hashlib.sha256(data).hexdigest(), imported_modules(path, body)
+
+
+# (content hash, project files it imports) of a module, once per version.
+_module_facts = PerVersion(_read_module_facts)

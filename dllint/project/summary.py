@@ -12,8 +12,9 @@ for a single file.
 from __future__ import annotations
 
 import ast
-import os
 from dataclasses import dataclass, field
+
+from dllint.project.versions import PerVersion
 
 MAX_SUMMARY_BYTES = 2_000_000  # bigger files (generated tables, data) are not followed
 
@@ -54,22 +55,12 @@ class Summary:
         return "".join(self.lines[statement.start - 1 : statement.end])
 
 
-_memo: dict[str, tuple[tuple[int, int], Summary | None]] = {}
+def _summary(path: str, size: int) -> Summary | None:
+    return _summarise(path) if size <= MAX_SUMMARY_BYTES else None
 
 
-def summary_of(path: str) -> Summary | None:
-    """The summary of the file at ``path`` (None when it cannot be read or parsed)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    stamp = (stat.st_size, stat.st_mtime_ns)
-    known = _memo.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
-    summary = _summarise(path) if stat.st_size <= MAX_SUMMARY_BYTES else None
-    _memo[path] = (stamp, summary)
-    return summary
+# The summary of the file at a path (None when it cannot be read or parsed).
+summary_of = PerVersion(_summary)
 
 
 def summarise_text(path: str, text: str) -> Summary | None:
