@@ -529,6 +529,9 @@ def check_paths(
     """
     rules = list(rules)
     report = Report()
+    from dllint.project import summary  # the project index keeps its summaries there too
+
+    summary.STORE = cache.folder / "summaries" if cache is not None else None
     if settings is not None:
         exclude = settings.exclude or ()
         paths = [p for p in paths if os.path.isdir(p) or not settings.is_user_excluded(p)]

@@ -183,3 +183,37 @@ def test_without_a_root_marker_the_working_folder_is_searched(tmp_path: Path, mo
     assert check_file(str(train), all_rules()) == []  # run from elsewhere: not found
     monkeypatch.chdir(repo)
     assert [(f.line, f.code) for f in check_file(str(train), all_rules())] == [(13, "DL302")]
+
+
+def test_summaries_are_kept_by_content_and_read_back(tmp_path: Path) -> None:
+    """A run with a cache keeps each imported module's summary under its content
+    hash; a later process reads it instead of parsing, and finds the same."""
+    import hashlib
+
+    from dllint.cache import Cache
+    from dllint.project import summary
+
+    project = PROJECTS[[p.name for p in PROJECTS].index("pos_sigmoid_forward_src_layout")]
+    cache = Cache(tmp_path / "cache")
+    summary.summary_of.known.clear()  # a fresh process: nothing summarised yet
+    first = check_paths([str(project)], all_rules(), cache=cache).findings
+    detector = project / "src" / "shapes" / "models" / "detector.py"
+    entry = (
+        cache.folder / "summaries" / f"{hashlib.sha256(detector.read_bytes()).hexdigest()}.summary"
+    )
+    assert entry.is_file()
+    stored = summary._load(entry)
+    assert stored == summary.summarise_text(str(detector), detector.read_text()).statements
+    summary.summary_of.known.clear()  # as a new process would start
+    again = check_paths([str(project)], all_rules(), cache=Cache(tmp_path / "other")).findings
+    assert [f.to_json() for f in again] == [f.to_json() for f in first]
+    summary.STORE = None
+
+
+def test_a_damaged_summary_is_ignored(tmp_path: Path) -> None:
+    from dllint.project import summary
+
+    entry = tmp_path / "x.summary"
+    for text in ("", '[1, [["class", "1", 2, [], [], null]]]', "[99, []]", "{"):
+        entry.write_text(text)
+        assert summary._load(entry) is None

@@ -21,19 +21,17 @@ import ast
 import builtins
 import hashlib
 import os
-import re
 from collections import deque
 from dataclasses import dataclass, field
 
 from dllint.project.roots import imported_modules, installed, module_file, resolve
-from dllint.project.summary import Import, ImportFrom, Summary, summary_of
+from dllint.project.summary import Import, ImportFrom, Summary, source_lines, summary_of
 from dllint.project.versions import PerVersion
 
 MAX_LINES = 2000
 MAX_STATEMENT_LINES = 400  # a longer class or function is a library's, not a model to follow
 MAX_HOPS = 3
 MAX_READS = 2  # a model, the blocks it builds, the layers those build: no deeper
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class Prelude:
 
 
 def _lines(text: str) -> list[str]:
-    return _LINE.findall(text)
+    return source_lines(text)
 
 
 @dataclass

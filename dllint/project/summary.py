@@ -1,10 +1,12 @@
 """What another file needs to know of a module: its top-level statements, the names
 each binds and reads, and its imports.
 
-Built with CPython's ``ast`` (ten times faster than libcst), once per file content
-and process; a module that does not parse has no summary and is treated as not
-there. The classes' layer inventories and ``forward`` results are not summarised
-here: the statements that define them are handed to the importing file's analysis
+Built with CPython's ``ast`` (ten times faster than libcst), once per file version
+and process, and kept in the cache folder by content hash (``STORE``, set by the
+engine when the run has a cache), so a later run reads it instead of parsing; a
+module that does not parse has no summary and is treated as not there. The
+classes' layer inventories and ``forward`` results are not summarised here: the
+statements that define them are handed to the importing file's analysis
 (``dllint.project.prelude``), which answers those questions with the same code as
 for a single file.
 """
@@ -12,11 +14,26 @@ for a single file.
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
+import os
+import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dllint.project.versions import PerVersion
 
 MAX_SUMMARY_BYTES = 2_000_000  # bigger files (generated tables, data) are not followed
+STORE: Path | None = None  # where summaries are kept by content hash; None: not kept
+FORMAT = 1  # bump when the stored layout changes
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def source_lines(text: str) -> list[str]:
+    """``text`` split as Python numbers its lines (``\n``, ``\r\n``, ``\r`` only;
+    ``str.splitlines`` also splits at form feeds and other separators)."""
+    return _LINE.findall(text)
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,11 @@ def summarise_text(path: str, text: str) -> Summary | None:
         tree = ast.parse(text, path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    lines = text.splitlines(keepends=True)
-    statements = [_statement(node) for node in tree.body]
-    summary = Summary(path, lines, statements)
+    return _assembled(path, text, [_statement(node) for node in tree.body])
+
+
+def _assembled(path: str, text: str, statements: list[Statement]) -> Summary:
+    summary = Summary(path, source_lines(text), statements)
     for index, statement in enumerate(statements):
         for name in statement.binds:
             summary.bound[name] = index
@@ -82,10 +101,83 @@ def _summarise(path: str) -> Summary | None:
 
     try:
         with open(path, "rb") as handle:
-            text = decode(handle.read())
+            data = handle.read()
+        text = decode(data)
     except (OSError, ParseFailure):
         return None
-    return summarise_text(path, text)
+    if STORE is None:
+        return summarise_text(path, text)
+    entry = STORE / f"{hashlib.sha256(data).hexdigest()}.summary"
+    stored = _load(entry)
+    if stored is not None:
+        return _assembled(path, text, stored)
+    summary = summarise_text(path, text)
+    _save(entry, summary)
+    return summary
+
+
+# -- kept between runs ------------------------------------------------------------------
+
+
+def _load(entry: Path) -> list[Statement] | None:
+    """The statements stored in ``entry``; None when absent or not as written."""
+    try:
+        rows = json.loads(entry.read_text("utf-8"))
+        if rows[0] != FORMAT:
+            return None
+        return [_statement_from(row) for row in rows[1]]
+    except (OSError, ValueError, TypeError, IndexError, KeyError, RecursionError):
+        return None
+
+
+def _statement_from(row: list) -> Statement:
+    kind, start, end, binds, reads, imports = row
+    if not (isinstance(kind, str) and isinstance(start, int) and isinstance(end, int)):
+        raise TypeError("not a statement")
+    info: ImportFrom | Import | None = None
+    if imports is not None:
+        if imports[0] == "from":
+            names = tuple((str(a), str(b)) for a, b in imports[3])
+            info = ImportFrom(int(imports[1]), str(imports[2]), names)
+        else:
+            info = Import(tuple((str(a), str(b)) for a, b in imports[1]))
+    return Statement(kind, start, end, tuple(map(str, binds)), frozenset(map(str, reads)), info)
+
+
+def _row(statement: Statement) -> list:
+    info = statement.imports
+    imports = None
+    if isinstance(info, ImportFrom):
+        imports = ["from", info.level, info.module, [list(pair) for pair in info.names]]
+    elif isinstance(info, Import):
+        imports = ["import", [list(pair) for pair in info.names]]
+    return [
+        statement.kind,
+        statement.start,
+        statement.end,
+        list(statement.binds),
+        sorted(statement.reads),
+        imports,
+    ]
+
+
+def _save(entry: Path, summary: Summary | None) -> None:
+    """Keep the summary (a module that does not parse is not kept: it is re-tried).
+    Written through a renamed temporary file; a cache that cannot be written only
+    costs time."""
+    if summary is None:
+        return
+    text = json.dumps([FORMAT, [_row(s) for s in summary.statements]])
+    temporary = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, entry)
+    except OSError:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def _statement(node: ast.stmt) -> Statement:
