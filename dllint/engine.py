@@ -191,6 +191,7 @@ def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
                     line=finding.line - shift,
                     end_line=end_line,
                     message=render_places(message, path),
+                    related=_elsewhere(finding.related, path),
                     edit=None,
                 )
             )
@@ -200,18 +201,35 @@ def _placed(findings: list[Finding], prelude, path: str) -> list[Finding]:
             continue
         origin, line = where
         end_line = line + max(finding.end_line - finding.line, 0)
+        shown = display_path(origin, path)  # relative when the checked path is
         placed.append(
             replace(
                 finding,
-                path=display_path(origin, path),
+                path=shown,
                 line=line,
                 end_line=end_line,
-                message=render_places(message, origin),
+                message=render_places(message, shown),
+                related=_elsewhere(finding.related, shown),
                 edit=None,
                 fix=None,
             )
         )
     return placed
+
+
+def _elsewhere(related, reported: str) -> tuple:
+    """The related places in another file than ``reported``, each once, with their
+    paths written as ``reported`` is (relative or absolute)."""
+    from dllint.analysis.paths import display_path
+
+    own = os.path.abspath(reported)
+    kept, seen = [], set()
+    for place in related:
+        key = (place["path"], place["line"], place["column"])
+        if place["path"] != own and key not in seen:
+            seen.add(key)
+            kept.append({**place, "path": display_path(place["path"], reported)})
+    return tuple(kept)
 
 
 # libcst and the rules walk the tree recursively: a statement nested a few hundred

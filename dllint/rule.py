@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
-from dllint.analysis.paths import display_path
 from dllint.finding import Finding
 from dllint.fixes import Fix
 from dllint.prefilter import Needs, applies
@@ -48,16 +47,9 @@ class Rule:
         """A finding at ``node``; ``fix`` when the rule can repair it with certainty.
 
         ``related``: (node, what it is) for the other places the finding is about;
-        those in other files of the project are reported with it."""
+        those in other files of the project are reported with it (``places``)."""
         start, end = self.facts.span(node)
-        places = []
-        for other, what in related:
-            origin = self.facts.origin(other)
-            if origin is not None:
-                path = display_path(origin[0], self.facts.path)
-                places.append(
-                    {"path": path, "line": origin[1], "column": origin[2], "message": what}
-                )
+        places = self.places(node, related) if self.facts.prelude is not None else ()
         if fix is not None and fix.module is None:
             fix = Fix(fix.description, fix.edits, self.facts.module)
         return Finding(
@@ -75,6 +67,32 @@ class Rule:
             edit=fix,
             related=tuple(places),
         )
+
+    def places(self, node: cst.CSTNode, related) -> list[dict]:
+        """Where the ``related`` nodes are, by absolute path (the engine keeps those
+        in another file than the finding's, written as the user writes paths); for a
+        finding inside a definition copied from another file, also the calls of its
+        function in the file being checked: what made it a bug."""
+        facts = self.facts
+        places = []
+        for other, what in related:
+            path, line, column = facts.location(other)
+            places.append({"path": path, "line": line, "column": column, "message": what})
+        if facts.origin(node) is not None:
+            function = facts.tree.function_of(node)
+            while function is not None:
+                for call in facts.values.call_sites(function):
+                    if facts.origin(call) is None:
+                        path, line, column = facts.location(call)
+                        name = function.name.value
+                        message = f"`{name}()` is called here"
+                        places.append(
+                            {"path": path, "line": line, "column": column, "message": message}
+                        )
+                if places:
+                    break
+                function = facts.tree.function_of(function)
+        return places
 
     @classmethod
     def applies_to(cls, text: str) -> bool:

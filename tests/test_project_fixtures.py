@@ -217,3 +217,20 @@ def test_a_damaged_summary_is_ignored(tmp_path: Path) -> None:
     for text in ("", '[1, [["class", "1", 2, [], [], null]]]', "[99, []]", "{"):
         entry.write_text(text)
         assert summary._load(entry) is None
+
+
+def test_a_finding_in_an_imported_helper_names_the_call_that_made_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """evaluate() in utils.py runs the model without eval() only because train.py
+    calls it on a model with dropout: the finding, in utils.py, names that call."""
+    import shutil
+
+    source = PROJECTS[[p.name for p in PROJECTS].index("pos_evaluate_in_utils")]
+    shutil.copytree(source, tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    (finding,) = check_file("train.py", all_rules())
+    assert (finding.path, finding.line, finding.code) == ("utils.py", 8, "DL501")
+    assert finding.related == (
+        {"path": "train.py", "line": 18, "column": 22, "message": "`evaluate()` is called here"},
+    )

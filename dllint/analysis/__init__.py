@@ -94,6 +94,15 @@ class ModuleFacts:
         where = self.prelude.origin(line)
         return (where[0], where[1], column) if where else None
 
+    def location(self, node: cst.CSTNode) -> tuple[str, int, int]:
+        """(absolute path, line, column) of ``node``, in whichever file it is."""
+        origin = self.origin(node)
+        if origin is not None:
+            return os.path.abspath(origin[0]), origin[1], origin[2]
+        (line, column), _ = self.span(node)
+        shift = self.prelude.lines if self.prelude is not None else 0
+        return os.path.abspath(self.path), line - shift, column
+
     def place(self, node: cst.CSTNode) -> str:
         """Where ``node`` is, for a message: ``line 12``, or ``model.py:7`` when it
         is in another file of the project than the finding. With a prelude the
