@@ -635,6 +635,11 @@ def _rule_classes(rules: list) -> dict[str, type[Rule]]:
     return classes
 
 
+# Below this much source to check, worker processes (each importing libcst and the
+# rules) cost more than they save: a warm re-run after editing a few files, say.
+SERIAL_BYTES = 128 * 1024
+
+
 def _check_pending(
     pending: list[_Pending],
     classes: dict[str, type[Rule]],
@@ -649,7 +654,10 @@ def _check_pending(
     progress.expect(len(tasks))  # the terminal's progress line, if one is shown
     if jobs > 1:
         sizes = [len(file.data) if file.data is not None else _size(file.path) for file in pending]
-        results = parallel_map(_check_in_worker, tasks, jobs, sizes)
+        if sum(sizes) < SERIAL_BYTES:  # starting workers costs more than the work
+            results = [_check_in_worker(task) for task in tasks]
+        else:
+            results = parallel_map(_check_in_worker, tasks, jobs, sizes)
     else:
         results = [_check_task(task) for task in tasks]
     for file, (findings, tracebacks) in zip(pending, results, strict=True):

@@ -232,3 +232,23 @@ def test_a_run_served_from_the_cache_imports_neither_libcst_nor_the_rules(tmp_pa
     assert cold[:-1] == warm[:-1] and cold[:-1]  # the same findings
     assert cold[-1] == "1 True True"
     assert warm[-1] == "1 False False"
+
+
+def test_a_few_small_files_are_checked_without_workers(tmp_path, monkeypatch):
+    """A warm re-run after editing a file or two: starting worker processes (each
+    importing libcst and the rules) would cost more than checking in this one, so it
+    does not, and the findings are those a parallel run gives (no fixes attached)."""
+    from dllint import engine
+
+    source = next(p for p in PY_FILES if p.parent.name == "DL401" and p.name.startswith("pos_"))
+    (tmp_path / "train.py").write_text(source.read_text())
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("worker processes started for a few small files")
+
+    monkeypatch.setattr(engine, "parallel_map", no_workers)
+    report = check_paths([str(tmp_path)], all_rules(), jobs=2)
+    assert report.findings and all(f.edit is None for f in report.findings)
+    monkeypatch.setattr(engine, "SERIAL_BYTES", 0)
+    with pytest.raises(AssertionError, match="worker processes"):
+        check_paths([str(tmp_path)], all_rules(), jobs=2)
