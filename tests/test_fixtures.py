@@ -20,9 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 MARKER = re.compile(r"#\s*expect:\s*([A-Z]{2}\d{3}(?:\s*,\s*[A-Z]{2}\d{3})*)")
 PROJECTS = FIXTURES / "projects"  # multi-file projects: test_project_fixtures.py
 FILES = sorted(
-    p
-    for p in FIXTURES.rglob("*")
-    if p.suffix in (".py", ".ipynb") and PROJECTS not in p.parents
+    p for p in FIXTURES.rglob("*") if p.suffix in (".py", ".ipynb") and PROJECTS not in p.parents
 )
 
 
