@@ -118,6 +118,9 @@ RANGES = frozenset(
         "numpy.arange", "numpy.linspace", "numpy.logspace", "numpy.random.permutation",
     }
 )  # fmt: skip
+# Text tables numpy reads: a 2-D array, rows first (``np.loadtxt("data.csv", delimiter=",")``).
+TEXT_TABLES = frozenset({"numpy.loadtxt", "numpy.genfromtxt"})
+TABLE_SHAPERS = frozenset({"usecols", "unpack", "ndmin"})
 LIKE = frozenset(
     {
         "torch.zeros_like", "torch.ones_like", "torch.rand_like", "torch.randn_like",
@@ -324,6 +327,11 @@ class Shapes:
             return _sized(call, [size], self) if size is not None else None
         if qualname in RANGES:
             return Shape(FLAT, call)
+        if qualname in TEXT_TABLES:
+            # rows by columns; one column or an unpacked table would be 1-D or transposed
+            if any(a.keyword is not None and a.keyword.value in TABLE_SHAPERS for a in call.args):
+                return None
+            return Shape(MATRIX, call)
         if qualname in LIKE and first is not None:
             return self.of(first)
         if qualname in LEGACY_TENSORS and first is not None:
