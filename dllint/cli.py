@@ -346,6 +346,17 @@ def _known_codes(catalog: list[RuleInfo]) -> tuple[list[str], list[str]]:
     return known, default
 
 
+def _runtime_codes(pattern: str) -> list[str]:
+    """The runtime codes (DL6xx, ``dllint trace``'s) a pattern names, by code prefix
+    or by name."""
+    from dllint.runtime.codes import RUNTIME_CODES, runtime_code
+
+    named = runtime_code(pattern)
+    if named is not None:
+        return [named.code]
+    return [entry.code for entry in RUNTIME_CODES if entry.code.startswith(pattern.upper())]
+
+
 def _overrides(args: argparse.Namespace, known: list[str]) -> Overrides:
     flags = {
         "--select": args.select or [],
@@ -356,6 +367,14 @@ def _overrides(args: argparse.Namespace, known: list[str]) -> Overrides:
     for flag, patterns in flags.items():
         for pattern in patterns:
             if pattern != "ALL" and not any(code.startswith(pattern) for code in known):
+                runtime = _runtime_codes(pattern)
+                if runtime and flag.endswith("ignore"):
+                    continue  # nothing of check's to ignore: harmless in a shared command line
+                if runtime:
+                    raise UsageError(
+                        f"{flag}: {', '.join(runtime)} only a run shows: `dllint trace` reports "
+                        f"{'them' if len(runtime) > 1 else 'it'}, `dllint check` never does"
+                    )
                 raise UsageError(f"{flag}: no rule matches {pattern!r}; `dllint rules` lists them")
     layer = Layer(
         select=tuple(args.select) if args.select is not None else None,

@@ -327,3 +327,17 @@ def test_a_failing_rule_is_dl002_the_others_still_report_and_exit_is_2(capsys, m
     (failure,) = [d for d in found if d["code"] == "DL002"]
     assert failure["path"] == str(inits)
     assert "DL201" in failure["message"] and "ValueError: unexpected node" in failure["message"]
+
+
+def test_selecting_a_runtime_code_says_that_only_trace_reports_it(capsys):
+    """DL6xx are dllint trace's: --select names the reason instead of "no rule
+    matches"; ignoring one is harmless (a command line shared with trace)."""
+    code, out, err = run(capsys, "check", str(DL401), "--select", "DL601")
+    assert code == 2 and out == ""
+    assert "DL601 only a run shows: `dllint trace` reports it" in err
+    code, _, err = run(capsys, "check", str(DL401), "--select", "batch-not-overfit")
+    assert code == 2 and "DL603" in err
+    code, _, err = run(capsys, "check", str(DL401), "--ignore", "DL602")
+    assert code == 1 and "DL602" not in err
+    code, _, err = run(capsys, "check", str(DL401), "--select", "DL999")
+    assert code == 2 and "no rule matches 'DL999'" in err
