@@ -115,6 +115,8 @@ class _Builder:
             return kind
         if statement.kind not in ("def", "class", "assign"):
             return None
+        if statement.kind == "assign" and _changed_elsewhere(summary, name):
+            return None  # ``model = Net()`` then ``model.eval()`` at top level: not the whole story
         size = statement.end - statement.start + 1
         if size > MAX_STATEMENT_LINES:
             return None
@@ -189,6 +191,12 @@ def alias(local: str, name: str, kind: str) -> str:
 
 
 alias_line = alias  # the name ``alias`` is taken by ast's loop variable in ``build``
+
+
+def _changed_elsewhere(summary: Summary, name: str) -> bool:
+    """Does a top-level statement that is not copied (a call, a loop, a branch) change
+    what ``name`` holds? Then its assignment alone would tell a wrong story."""
+    return any(name in s.changes for s in summary.statements if s.kind == "other")
 
 
 def _third_party_imports(summary: Summary) -> list[int]:

@@ -26,7 +26,7 @@ from dllint.project.versions import PerVersion
 
 MAX_SUMMARY_BYTES = 2_000_000  # bigger files (generated tables, data) are not followed
 STORE: Path | None = None  # where summaries are kept by content hash; None: not kept
-FORMAT = 1  # bump when the stored layout changes
+FORMAT = 2  # bump when the stored layout changes
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
@@ -51,7 +51,8 @@ class Import:
 @dataclass(frozen=True)
 class Statement:
     """One top-level statement: its lines (decorators included), what it binds,
-    the names it reads, and, for an import, what it imports."""
+    the names it reads, for an import what it imports, and for other statements the
+    names whose object they may change (``model.eval()``, an assignment in a loop)."""
 
     kind: str  # "def", "class", "assign", "import", "other"
     start: int
@@ -59,6 +60,7 @@ class Statement:
     binds: tuple[str, ...]
     reads: frozenset[str]
     imports: ImportFrom | Import | None = None
+    changes: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -131,7 +133,7 @@ def _load(entry: Path) -> list[Statement] | None:
 
 
 def _statement_from(row: list) -> Statement:
-    kind, start, end, binds, reads, imports = row
+    kind, start, end, binds, reads, imports, changes = row
     if not (isinstance(kind, str) and isinstance(start, int) and isinstance(end, int)):
         raise TypeError("not a statement")
     info: ImportFrom | Import | None = None
@@ -141,7 +143,15 @@ def _statement_from(row: list) -> Statement:
             info = ImportFrom(int(imports[1]), str(imports[2]), names)
         else:
             info = Import(tuple((str(a), str(b)) for a, b in imports[1]))
-    return Statement(kind, start, end, tuple(map(str, binds)), frozenset(map(str, reads)), info)
+    return Statement(
+        kind,
+        start,
+        end,
+        tuple(map(str, binds)),
+        frozenset(map(str, reads)),
+        info,
+        frozenset(map(str, changes)),
+    )
 
 
 def _row(statement: Statement) -> list:
@@ -158,6 +168,7 @@ def _row(statement: Statement) -> list:
         list(statement.binds),
         sorted(statement.reads),
         imports,
+        sorted(statement.changes),
     ]
 
 
@@ -178,6 +189,19 @@ def _save(entry: Path, summary: Summary | None) -> None:
     except OSError:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _changed(node: ast.stmt) -> frozenset[str]:
+    """Names a statement calls a method on (``model.eval()``) or binds inside it (in a
+    loop or branch): what a copy of their assignment alone would not show."""
+    names = set()
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
+            if isinstance(inner.func.value, ast.Name):
+                names.add(inner.func.value.id)
+        elif isinstance(inner, ast.Name) and not isinstance(inner.ctx, ast.Load):
+            names.add(inner.id)
+    return frozenset(names)
 
 
 def _statement(node: ast.stmt) -> Statement:
@@ -204,4 +228,4 @@ def _statement(node: ast.stmt) -> Statement:
         return Statement(
             "import", start, end, tuple(p[1] for p in pairs), frozenset(), Import(pairs)
         )
-    return Statement("other", start, end, (), reads)
+    return Statement("other", start, end, (), reads, None, _changed(node))
