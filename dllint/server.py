@@ -400,7 +400,11 @@ def build_server() -> DllintServer:
         if uri.endswith("pyproject.toml"):
             ls.recheck_all()
         elif ls.is_python_document(uri):
-            # the others may import what was saved (the project index reads the disk)
+            # the others may import what was saved (the project index reads the disk;
+            # a new module may have appeared, which the index remembers as missing)
+            from dllint.project.roots import forget
+
+            forget()
             ls.recheck_all(configs=False)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)

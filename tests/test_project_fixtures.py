@@ -234,3 +234,18 @@ def test_a_finding_in_an_imported_helper_names_the_call_that_made_it(
     assert finding.related == (
         {"path": "train.py", "line": 18, "column": 22, "message": "`evaluate()` is called here"},
     )
+
+
+def test_the_language_server_sees_a_module_created_after_it_looked(tmp_path: Path) -> None:
+    """roots remembers files found or missing for the run; forget() (called by the
+    server when a file is saved) lets a module written later be found."""
+    from dllint.project import roots
+
+    (tmp_path / "setup.cfg").write_text("")
+    train = tmp_path / "train.py"
+    train.write_text("from model import Net\n")
+    assert roots.resolve(str(train), 0, "model") is None
+    (tmp_path / "model.py").write_text("class Net: pass\n")
+    assert roots.resolve(str(train), 0, "model") is None  # remembered as missing
+    roots.forget()
+    assert roots.resolve(str(train), 0, "model") == str(tmp_path / "model.py")

@@ -70,13 +70,16 @@ def project_root(folder: str) -> str:
 
 def search_folders(path: str) -> tuple[str, ...]:
     """The folders that absolute imports in ``path`` are looked up in."""
-    folder = os.path.dirname(os.path.abspath(path))
+    return _search_folders(os.path.dirname(os.path.abspath(path)), os.getcwd())
+
+
+@lru_cache(maxsize=4096)
+def _search_folders(folder: str, here: str) -> tuple[str, ...]:
     root = project_root(folder)
     folders = [folder, root, os.path.join(root, "src")]
     if marked_root(folder) is None:
         # No marker (a repository exported without .git): the folder dllint runs in,
         # when it holds the file, is where such a project is usually run from too.
-        here = os.getcwd()
         if folder == here or folder.startswith(here + os.sep):
             folders.append(here)
     seen: list[str] = []
@@ -118,36 +121,71 @@ def _is_file(path: str) -> bool:
 def resolve(path: str, level: int, dotted: str) -> str | None:
     """The project file that ``from <level dots><dotted> import ...`` in ``path``
     names, or None (an installed package, or nothing)."""
+    path = os.path.abspath(path)
+    return _resolve(path, os.path.dirname(path), level, dotted, os.getcwd())
+
+
+@lru_cache(maxsize=65536)
+def _resolve(path: str, folder: str, level: int, dotted: str, here: str) -> str | None:
     if level:
-        folder = package_folder(path, level)
-        return module_file(folder, dotted) if folder is not None else None
+        start = package_folder(path, level)
+        return module_file(start, dotted) if start is not None else None
     if not dotted:
         return None
-    for folder in search_folders(path):
-        found = module_file(folder, dotted)
-        if found is not None and os.path.abspath(found) != os.path.abspath(path):
+    for candidate in _search_folders(folder, here):
+        found = module_file(candidate, dotted)
+        if found is not None and os.path.abspath(found) != path:
             return found
     return None
+
+
+def forget() -> None:
+    """Drop what is remembered of the file system (roots, files found or missing):
+    a long-running process (the language server) calls it when files may have
+    appeared or gone. A ``dllint check`` run sees one file system and never needs to."""
+    for remembered in (marked_root, project_root, _search_folders, _resolve, _is_file):
+        remembered.cache_clear()
 
 
 def imported_modules(path: str, text: str) -> list[str]:
     """The project files ``text`` may import (a superset: also ``from m import sub``'s
     submodule). For cache keys, where no parse may be spent."""
     found: list[str] = []
-    for match in _FROM.finditer(text):
-        level, dotted = len(match.group(1)), match.group(2)
-        target = resolve(path, level, dotted)
-        if target is not None:
-            found.append(target)
-            if target.endswith("__init__.py"):
-                found.extend(_submodules_named(target, text, match.end()))
-    for match in _IMPORT.finditer(text):
+    for start in _import_lines(text):
+        match = _FROM.match(text, start)
+        if match is not None:
+            level, dotted = len(match.group(1)), match.group(2)
+            target = resolve(path, level, dotted)
+            if target is not None:
+                found.append(target)
+                if target.endswith("__init__.py"):
+                    found.extend(_submodules_named(target, text, match.end()))
+            continue
+        match = _IMPORT.match(text, start)
+        if match is None:
+            continue
         for part in match.group(1).split(","):
             dotted = part.split()[0] if part.split() else ""
             target = resolve(path, 0, dotted)
             if target is not None:
                 found.append(target)
     return found
+
+
+def _import_lines(text: str) -> list[int]:
+    """Where each line holding the word ``import`` starts: the only lines the
+    import patterns can match, found without running a pattern over every line."""
+    starts: list[int] = []
+    position = text.find("import")
+    while position != -1:
+        start = text.rfind("\n", 0, position) + 1
+        if not starts or starts[-1] != start:
+            starts.append(start)
+        end = text.find("\n", position)
+        if end == -1:
+            break
+        position = text.find("import", end)
+    return starts
 
 
 def _submodules_named(init: str, text: str, start: int) -> list[str]:
