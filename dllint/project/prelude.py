@@ -63,10 +63,6 @@ class Prelude:
         return None
 
 
-def _lines(text: str) -> list[str]:
-    return source_lines(text)
-
-
 @dataclass
 class _Selection:
     """What is copied from one module: statement indices and alias lines."""
@@ -373,7 +369,7 @@ def _assemble(path, text, builder, direct, aliases, blank, renames=()) -> Prelud
     chunks: list[Chunk] = []
 
     def emit(lines: list[str], origin: str | None, origin_line: int) -> None:
-        lines = [part for line in lines for part in _lines(line)]
+        lines = [part for line in lines for part in source_lines(line)]
         if not lines:
             return
         chunks.append(Chunk(len(out) + 1, len(lines), origin, origin_line))
@@ -403,7 +399,7 @@ def _blanked(text: str, statements: list[ast.stmt], renames=()) -> str:
     and columns everywhere else."""
     if not statements and not renames:
         return text
-    lines = _lines(text)
+    lines = source_lines(text)
     for rename in renames:
         line = lines[rename.line - 1]
         start = _column(line, rename.column)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,17 +176,9 @@ def _save(entry: Path, summary: Summary | None) -> None:
     costs time."""
     if summary is None:
         return
-    text = json.dumps([FORMAT, [_row(s) for s in summary.statements]])
-    temporary = None
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, entry)
-    except OSError:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
+    from dllint.cache import _write_atomically
+
+    _write_atomically(entry, json.dumps([FORMAT, [_row(s) for s in summary.statements]]))
 
 
 def _changed(node: ast.stmt) -> frozenset[str]:
